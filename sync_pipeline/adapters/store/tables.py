@@ -1,0 +1,202 @@
+"""The database schema as SQLAlchemy Core tables: one definition for SQLite and Postgres, mirrored by sql/ migrations.
+
+Timestamps are stored as naive UTC. Table names are constants so that raw SQL (COPY, the lock) never interpolates data.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SELLERS = "sellers"
+PROPERTIES = "properties"
+
+# BigInteger ids on Postgres, INTEGER PRIMARY KEY (the rowid alias) on SQLite.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+sellers = sa.Table(
+    SELLERS,
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("seller_number", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("phone", sa.String(64)),
+    sa.Column("email", sa.String(320)),
+    sa.Column("address", sa.Text),
+    sa.Column("status", sa.String(128)),
+    sa.Column("inquiry_date", sa.Date),
+    sa.Column("sheet_updated_at", sa.DateTime),
+    sa.Column("sheet_row", sa.Integer),
+    # What the sync last applied, to tell its own writes from other people's (DESIGN.md, "Sync semantics").
+    sa.Column("row_hash", sa.String(32)),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),  # optimistic lock, bumped by every writer
+    sa.Column("synced_version", sa.Integer),  # the version the sync wrote
+    sa.Column("synced_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()),
+)
+
+properties = sa.Table(
+    PROPERTIES,
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("seller_id", Id, sa.ForeignKey("sellers.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("property_address", sa.Text),
+    sa.Column("property_type", sa.String(128)),
+    sa.Column("assessed_amount", sa.BigInteger),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()),
+)
+
+# One row per sync (kind: scheduled | manual | resync | retry). Status: running | succeeded | partial | failed |
+# cancelled. The verification of the sync is stored on the same row (exactly one per completed sync, Property 1).
+sync_audit_logs = sa.Table(
+    "sync_audit_logs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("parent_sync_id", sa.String(36)),  # a resync points at the sync whose gaps it repairs
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("trigger", sa.String(128)),
+    sa.Column("source", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("heartbeat_at", sa.DateTime),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("settings", sa.JSON),
+    sa.Column("header_mapping", sa.JSON),  # field -> header text, for the disappeared-column check
+    sa.Column("header_fingerprint", sa.String(32)),
+    sa.Column("rows_read", sa.Integer),
+    sa.Column("valid_count", sa.Integer),
+    sa.Column("rejected_count", sa.Integer),
+    sa.Column("inserted_count", sa.Integer),
+    sa.Column("updated_count", sa.Integer),
+    sa.Column("unchanged_count", sa.Integer),
+    sa.Column("conflict_count", sa.Integer),
+    sa.Column("failed_count", sa.Integer),
+    sa.Column("error_count", sa.Integer),
+    sa.Column("phases", sa.JSON),  # phase -> seconds
+    sa.Column("progress", sa.JSON),  # {"phase": ..., "done": n, "total": m} while running
+    sa.Column("message", sa.Text),
+    # Verification (Requirement 1)
+    sa.Column("verified_at", sa.DateTime),
+    sa.Column("verification_status", sa.String(16)),  # clean | gaps | stale | integrity | failed
+    sa.Column("sheet_valid_count", sa.Integer),
+    sa.Column("db_matched_count", sa.Integer),
+    sa.Column("gaps_found", sa.Integer),
+    sa.Column("stale_found", sa.Integer),
+    sa.Column("conflicts_kept", sa.Integer),
+    sa.Column("orphans_found", sa.Integer),
+    sa.Column("integrity_issues", sa.Integer),
+    sa.Column("gaps_resynced", sa.Integer),
+    sa.Column("verification", sa.JSON),  # samples of the keys behind each figure
+    sa.Index(None, "started_at"),
+    sa.Index(None, "status", "started_at"),
+    sa.Index(None, "run_id"),
+)
+
+# Every inserted / updated / rejected / conflict / failed record (unchanged ones are only counted).
+sync_record_logs = sa.Table(
+    "sync_record_logs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_id", sa.String(36), nullable=False),
+    sa.Column("seller_number", sa.String(64)),
+    sa.Column("action", sa.String(16), nullable=False),  # inserted | updated | rejected | conflict | failed | resynced
+    sa.Column("sheet_row", sa.Integer),
+    sa.Column("detail", sa.JSON),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "sync_id"),
+    sa.Index(None, "seller_number", "created_at"),
+)
+
+sync_error_logs = sa.Table(
+    "sync_error_logs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_id", sa.String(36)),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("rule", sa.String(64)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("seller_number", sa.String(64)),
+    sa.Column("sheet_row", sa.Integer),
+    sa.Column("cell", sa.String(16)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "sync_id"),
+    sa.Index(None, "category", "created_at"),
+    sa.Index(None, "seller_number"),
+)
+
+sync_alerts = sa.Table(
+    "sync_alerts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("alert_type", sa.String(48), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),  # info | warning | critical
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("sync_id", sa.String(36)),
+    sa.Column("detail", sa.JSON),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("emailed_at", sa.DateTime),  # outbox: NULL while an e-mail is still owed
+    sa.Column("email_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "created_at"),
+    sa.Index(None, "alert_type", "created_at"),
+)
+
+# One row per sync and measure (phase seconds, throughput, counts), for health trends and slow-sync detection.
+sync_metrics = sa.Table(
+    "sync_metrics",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_id", sa.String(36), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Index(None, "name", "recorded_at"),
+    sa.Index(None, "sync_id"),
+)
+
+sync_config = sa.Table(
+    "sync_config",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.String(128)),
+)
+
+# The sync lock: one row per lock name, held by a sync until `expires_at` (a lease, renewed while it works).
+sync_locks = sa.Table(
+    "sync_locks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+# Records that failed to write, due again at `due_at` (Requirement 7.4).
+sync_retry_queue = sa.Table(
+    "sync_retry_queue",
+    metadata,
+    sa.Column("seller_number", sa.String(64), primary_key=True),
+    sa.Column("sync_id", sa.String(36)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("due_at", sa.DateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index(None, "due_at"),
+)

@@ -1,0 +1,100 @@
+"""What a sheet source hands to ingestion (the displayed cell text) and what ingestion hands to the sync."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet column letters for a 0-based column index: 0 → A, 25 → Z, 26 → AA."""
+    if index < 0:
+        raise ValueError(f"column index must be >= 0, got {index}")
+    letters = ""
+    n = index + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def a1(row: int, col_index: int) -> str:
+    """A1 reference of a cell: 1-based sheet row, 0-based column index."""
+    return f"{column_letter(col_index)}{row}"
+
+
+@dataclass(frozen=True)
+class RawSheet:
+    """The displayed text of every cell of one worksheet, read in one request.
+
+    `values[0]` is sheet row `first_row` (1 for a whole-sheet read). Rows may be ragged (trailing empty cells are
+    omitted by the Sheets API) and may be entirely blank. Formulas arrive as their displayed value.
+    """
+
+    source: str  # what was read, for messages: a file path or "gsheet:KEY/worksheet"
+    values: Sequence[Sequence[str]]
+    first_row: int = 1
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A sheet row that will not be synced, and why: the office fixes `cell` and the next sync picks it up."""
+
+    sheet_row: int
+    rule: str  # required | seller_number_format | duplicate_seller_number | invalid_date | invalid_amount | ...
+    message: str  # says what to fix
+    cell: str | None = None  # A1 reference of the offending cell
+    column: str | None = None  # the header text of that column, as the office sees it
+    field: str | None = None  # canonical field name
+    value: str | None = None  # the cell text as read (truncated for huge cells)
+    seller_number: str | None = None  # normalised, when the row has a readable one
+
+
+@dataclass(frozen=True)
+class HeaderIssue:
+    """A header problem that must stop the sync before anything is written."""
+
+    rule: str  # missing_required | ambiguous | disappeared | no_header
+    field: str | None
+    message: str  # names the header to restore or rename
+
+
+@dataclass(frozen=True)
+class HeaderReport:
+    """How the header row mapped onto the seller fields."""
+
+    mapping: Mapping[str, str]  # field name -> header text found in the sheet
+    columns: Mapping[str, int]  # field name -> 0-based column index
+    header_row: int  # 1-based sheet row of the header
+    unknown: tuple[str, ...] = ()  # headers that map to no field (ignored, reported once)
+    issues: tuple[HeaderIssue, ...] = ()
+    fingerprint: str = ""  # stable hash of the mapping, kept per sync
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+@dataclass(frozen=True)
+class SheetSnapshot:
+    """The sheet as one sync saw it: the valid seller records and every rejected row with its reason.
+
+    `valid` has one row per seller number, the columns of `FIELD_NAMES` (normalised, typed: text as str or None,
+    dates as `datetime.date`, `sheet_updated_at` as naive UTC `datetime`, amounts as int or None) plus `sheet_row`
+    (int) and `row_hash` (the content hash of `domain.hashing`).
+    """
+
+    source: str
+    rows_read: int  # non-blank data rows below the header
+    valid: pd.DataFrame
+    rejections: tuple[Rejection, ...]
+    header: HeaderReport
+    fetch_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def valid_keys(self) -> frozenset[str]:
+        return frozenset(self.valid["seller_number"]) if len(self.valid) else frozenset()
