@@ -21,7 +21,7 @@ def normalise_url(url: str) -> str:
     """Accept the URL forms operators paste: postgres:// and postgresql:// both mean psycopg 3."""
     for alias in POSTGRES_SCHEME_ALIASES:
         if url.startswith(alias):
-            return "postgresql+psycopg://" + url[len(alias):]
+            return "postgresql+psycopg://" + url[len(alias) :]
     return url
 
 

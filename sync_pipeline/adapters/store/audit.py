@@ -1,0 +1,207 @@
+"""The audit log repository: sync start and completion, record and error logs, and the combined query (P10)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs, sync_record_logs
+from sync_pipeline.domain.audit import AuditQuery, ErrorLog, RecordLog, SyncCounts, SyncKind, SyncStatus
+
+SyncRow = Mapping[str, Any]
+
+
+class AuditStore:
+    """SQL for `sync_audit_logs`, `sync_record_logs` and `sync_error_logs`; methods take the caller's connection."""
+
+    def start(
+        self,
+        conn: sa.Connection,
+        *,
+        sync_id: str,
+        kind: SyncKind,
+        started_at: dt.datetime,
+        run_id: str | None = None,
+        trigger: str | None = None,
+        source: str | None = None,
+        settings: Mapping[str, str] | None = None,
+        parent_sync_id: str | None = None,
+    ) -> None:
+        conn.execute(
+            sync_audit_logs.insert().values(
+                sync_id=sync_id,
+                run_id=run_id,
+                parent_sync_id=parent_sync_id,
+                kind=kind.value,
+                trigger=trigger,
+                source=source,
+                status=SyncStatus.RUNNING.value,
+                started_at=started_at,
+                heartbeat_at=started_at,
+                settings=dict(settings or {}),
+            )
+        )
+
+    def update(self, conn: sa.Connection, sync_id: str, **values: Any) -> None:
+        """Set columns of a sync's row (header mapping, progress, heartbeat, verification figures, …)."""
+        conn.execute(sync_audit_logs.update().where(sync_audit_logs.c.sync_id == sync_id).values(**values))
+
+    def finish(
+        self,
+        conn: sa.Connection,
+        sync_id: str,
+        *,
+        status: SyncStatus,
+        finished_at: dt.datetime,
+        counts: SyncCounts | None = None,
+        phases: Mapping[str, float] | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Close a running sync; a sync already closed (for example as abandoned) is left as it is."""
+        row = self.get(conn, sync_id)
+        if row is None:
+            raise KeyError(f"no sync {sync_id} in the audit log")
+        values: dict[str, Any] = {
+            "status": status.value,
+            "finished_at": finished_at,
+            "duration_s": (finished_at - row["started_at"]).total_seconds(),
+            "progress": None,
+        }
+        if message is not None:
+            values["message"] = message
+        if phases is not None:
+            values["phases"] = {k: round(v, 6) for k, v in phases.items()}
+        if counts is not None:
+            values.update(
+                rows_read=counts.rows_read,
+                valid_count=counts.valid,
+                rejected_count=counts.rejected,
+                inserted_count=counts.inserted,
+                updated_count=counts.updated,
+                unchanged_count=counts.unchanged,
+                conflict_count=counts.conflicts,
+                failed_count=counts.failed,
+                error_count=counts.errors,
+            )
+        conn.execute(
+            sync_audit_logs.update()
+            .where(sync_audit_logs.c.sync_id == sync_id, sync_audit_logs.c.status == SyncStatus.RUNNING.value)
+            .values(**values)
+        )
+
+    def close_abandoned(
+        self, conn: sa.Connection, *, stale_before: dt.datetime, now: dt.datetime, closed_by: str
+    ) -> list[str]:
+        """Close as failed every sync still 'running' whose heartbeat is older than `stale_before` (P9)."""
+        stale = sa.and_(
+            sync_audit_logs.c.status == SyncStatus.RUNNING.value,
+            sa.func.coalesce(sync_audit_logs.c.heartbeat_at, sync_audit_logs.c.started_at) < stale_before,
+        )
+        ids = list(conn.execute(sa.select(sync_audit_logs.c.sync_id).where(stale)).scalars())
+        for sync_id in ids:
+            self.finish(
+                conn,
+                sync_id,
+                status=SyncStatus.FAILED,
+                finished_at=now,
+                message=f"abandoned: no heartbeat since before {stale_before:%Y-%m-%d %H:%M:%S} UTC; "
+                f"closed by sync {closed_by}",
+            )
+        return ids
+
+    def log_records(self, conn: sa.Connection, sync_id: str, records: Sequence[RecordLog], now: dt.datetime) -> None:
+        if not records:
+            return
+        conn.execute(
+            sync_record_logs.insert(),
+            [
+                {
+                    "sync_id": sync_id,
+                    "seller_number": r.seller_number,
+                    "action": r.action.value,
+                    "sheet_row": r.sheet_row,
+                    "detail": dict(r.detail) or None,
+                    "created_at": now,
+                }
+                for r in records
+            ],
+        )
+
+    def log_errors(
+        self, conn: sa.Connection, sync_id: str | None, errors: Sequence[ErrorLog], now: dt.datetime
+    ) -> None:
+        if not errors:
+            return
+        conn.execute(
+            sync_error_logs.insert(),
+            [
+                {
+                    "sync_id": sync_id,
+                    "category": e.category.value,
+                    "rule": e.rule,
+                    "message": e.message,
+                    "seller_number": e.seller_number,
+                    "sheet_row": e.sheet_row,
+                    "cell": e.cell,
+                    "created_at": now,
+                }
+                for e in errors
+            ],
+        )
+
+    def get(self, conn: sa.Connection, sync_id: str) -> SyncRow | None:
+        row = conn.execute(sa.select(sync_audit_logs).where(sync_audit_logs.c.sync_id == sync_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def query(self, conn: sa.Connection, q: AuditQuery) -> list[SyncRow]:
+        """Syncs matching every given filter, most recent first (Property 10)."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if q.since is not None:
+            conditions.append(sync_audit_logs.c.started_at >= q.since)
+        if q.until is not None:
+            conditions.append(sync_audit_logs.c.started_at < q.until)
+        if q.status is not None:
+            conditions.append(sync_audit_logs.c.status == q.status.value)
+        if q.seller_number is not None:
+            in_records = sa.select(sync_record_logs.c.sync_id).where(
+                sync_record_logs.c.seller_number == q.seller_number
+            )
+            in_errors = sa.select(sync_error_logs.c.sync_id).where(sync_error_logs.c.seller_number == q.seller_number)
+            conditions.append(sync_audit_logs.c.sync_id.in_(in_records.union(in_errors).scalar_subquery()))
+        query = (
+            sa.select(sync_audit_logs)
+            .where(*conditions)
+            .order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc())
+            .limit(q.limit)
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def records(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
+        query = sa.select(sync_record_logs).where(sync_record_logs.c.sync_id == sync_id).order_by(sync_record_logs.c.id)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def errors(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
+        query = sa.select(sync_error_logs).where(sync_error_logs.c.sync_id == sync_id).order_by(sync_error_logs.c.id)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def latest(
+        self,
+        conn: sa.Connection,
+        *,
+        statuses: Sequence[SyncStatus] | None = None,
+        kinds: Sequence[SyncKind] | None = None,
+    ) -> SyncRow | None:
+        query = sa.select(sync_audit_logs)
+        if statuses:
+            query = query.where(sync_audit_logs.c.status.in_([s.value for s in statuses]))
+        if kinds:
+            query = query.where(sync_audit_logs.c.kind.in_([k.value for k in kinds]))
+        row = (
+            conn.execute(query.order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc()).limit(1))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row is not None else None

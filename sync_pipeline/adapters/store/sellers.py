@@ -1,0 +1,190 @@
+"""The seller repository: database state for the diff, chunked upserts of sellers and properties, content hashes.
+
+Writes go through a staging table: COPY on Postgres, executemany on SQLite, then one
+`INSERT … SELECT … ON CONFLICT (seller_number) DO UPDATE … WHERE version = expected` per chunk, so a row changed
+underneath the sync (optimistic lock, Property 40) is skipped rather than overwritten, and never one statement per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sync_pipeline.adapters.store.tables import properties, sellers
+from sync_pipeline.domain.diff import STATE_COLUMNS
+from sync_pipeline.domain.fields import FIELD_BY_NAME, PROPERTY_FIELDS, SELLER_FIELDS, FieldKind
+from sync_pipeline.domain.hashing import HASH_FIELDS, SEPARATOR, TIMESTAMP_TEXT_LENGTH
+
+STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
+SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
+STAGE_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, *PROPERTY_FIELDS, "sheet_row", "row_hash", "expected_version")
+
+
+def _stage_table(dialect: str) -> sa.Table:
+    columns = [sa.Column(c.name, c.type) for c in sellers.c if c.name in SELLER_DATA_COLUMNS]
+    columns += [sa.Column(c.name, c.type) for c in properties.c if c.name in PROPERTY_FIELDS]
+    columns.append(sa.Column("expected_version", sa.Integer))
+    kwargs: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
+    if dialect == "postgresql":
+        kwargs["postgresql_on_commit"] = "DROP"  # one staging table per chunk transaction
+    return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
+
+
+def _insert_for(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _python_value(value: object) -> object:
+    """numpy scalars and NaN/NaT as the plain Python values a DBAPI driver accepts."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()  # type: ignore[union-attr]
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def content_hash_expression(
+    seller_table: sa.Table | Any = sellers, property_table: sa.Table | Any = properties
+) -> sa.ColumnElement[str]:
+    """md5 of the stored row in the same canonical text as `domain.hashing` (SQLite gets md5() from the engine)."""
+    parts: list[sa.ColumnElement[str]] = []
+    for name in HASH_FIELDS:
+        table = seller_table if name in seller_table.c else property_table
+        text: sa.ColumnElement[str] = sa.cast(table.c[name], sa.Text)
+        if FIELD_BY_NAME[name].kind is FieldKind.DATETIME:
+            text = sa.func.substr(text, 1, TIMESTAMP_TEXT_LENGTH)
+        parts.append(sa.func.coalesce(text, ""))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.concat(SEPARATOR).concat(part)
+    return sa.func.md5(joined)
+
+
+class SellerStore:
+    """SQL for the `sellers` and `properties` tables; every method takes the caller's connection (its transaction)."""
+
+    def load_state(self, conn: sa.Connection, keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """STATE_COLUMNS of every seller (or of `keys`), for the diff."""
+        query = sa.select(*(sellers.c[c] for c in STATE_COLUMNS))
+        if keys is not None:
+            query = query.where(sellers.c.seller_number.in_(list(keys)))
+        rows = conn.execute(query).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=list(STATE_COLUMNS), dtype=object)
+
+    def count_from_sheet(self, conn: sa.Connection) -> int:
+        """Sellers that came from the sheet (the sync wrote them at least once)."""
+        query = sa.select(sa.func.count()).select_from(sellers).where(sellers.c.synced_version.is_not(None))
+        return int(conn.execute(query).scalar_one())
+
+    def apply_chunk(self, conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime) -> set[str]:
+        """Upsert `chunk` (plan rows that write) and their properties; return the seller numbers written.
+
+        A planned insert whose key appeared meanwhile, or an update whose row's version moved on, is not written and
+        not returned: the caller logs it as a conflict.
+        """
+        if chunk.empty:
+            return set()
+        dialect = conn.dialect.name
+        stage = self._fill_stage(conn, chunk, dialect)
+        insert = _insert_for(dialect)
+        data_columns = list(SELLER_DATA_COLUMNS)
+        source = sa.select(
+            *(stage.c[c] for c in data_columns),
+            sa.literal(1).label("version"),
+            sa.literal(1).label("synced_version"),
+            sa.literal(now, sa.DateTime).label("synced_at"),
+            sa.literal(now, sa.DateTime).label("created_at"),
+            sa.literal(now, sa.DateTime).label("updated_at"),
+        ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT to parse an INSERT … SELECT upsert
+        statement = insert(sellers).from_select(
+            [*data_columns, "version", "synced_version", "synced_at", "created_at", "updated_at"], source
+        )
+        expected = (
+            sa.select(stage.c.expected_version)
+            .where(stage.c.seller_number == statement.excluded.seller_number)
+            .scalar_subquery()
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[sellers.c.seller_number],
+            set_={
+                **{c: statement.excluded[c] for c in data_columns if c != "seller_number"},
+                "version": sellers.c.version + 1,
+                "synced_version": sellers.c.version + 1,
+                "synced_at": now,
+                "updated_at": now,
+            },
+            where=sellers.c.version == expected,
+        ).returning(sellers.c.seller_number)
+        written = {row[0] for row in conn.execute(statement)}
+        if written:
+            self._upsert_properties(conn, stage, written, now, dialect)
+        return written
+
+    def _fill_stage(self, conn: sa.Connection, chunk: pd.DataFrame, dialect: str) -> sa.Table:
+        stage = _stage_table(dialect)
+        frame = chunk.loc[:, list(STAGE_COLUMNS)]
+        if dialect == "postgresql":
+            stage.create(conn)
+            buffer = io.StringIO()
+            # CSV COPY: an unquoted empty field is NULL (normalisation never leaves empty strings).
+            frame.to_csv(buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S")
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            columns = ", ".join(STAGE_COLUMNS)  # constants, never data
+            with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buffer.getvalue())
+        else:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE_TABLE}")
+            stage.create(conn)
+            records = [
+                {c: _python_value(v) for c, v in zip(STAGE_COLUMNS, row, strict=True)}
+                for row in frame.itertuples(index=False, name=None)
+            ]
+            conn.execute(stage.insert(), records)
+        return stage
+
+    def _upsert_properties(
+        self, conn: sa.Connection, stage: sa.Table, written: set[str], now: dt.datetime, dialect: str
+    ) -> None:
+        insert = _insert_for(dialect)
+        source = (
+            sa.select(
+                sellers.c.id,
+                *(stage.c[c] for c in PROPERTY_FIELDS),
+                sa.literal(now, sa.DateTime).label("created_at"),
+                sa.literal(now, sa.DateTime).label("updated_at"),
+            )
+            .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
+            .where(stage.c.seller_number.in_(sorted(written)))
+        )
+        statement = insert(properties).from_select(["seller_id", *PROPERTY_FIELDS, "created_at", "updated_at"], source)
+        statement = statement.on_conflict_do_update(
+            index_elements=[properties.c.seller_id],
+            set_={**{c: statement.excluded[c] for c in PROPERTY_FIELDS}, "updated_at": now},
+        )
+        conn.execute(statement)
+
+    def verification_rows(self, conn: sa.Connection, keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per seller: key, stored content hash (computed in SQL), sync bookkeeping and whether its property exists."""
+        query = sa.select(
+            sellers.c.seller_number,
+            content_hash_expression().label("db_hash"),
+            *(sellers.c[c] for c in STATE_COLUMNS if c != "seller_number"),
+            properties.c.id.is_not(None).label("has_property"),
+        ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))
+        if keys is not None:
+            query = query.where(sellers.c.seller_number.in_(list(keys)))
+        rows = conn.execute(query).all()
+        columns = ["seller_number", "db_hash", *(c for c in STATE_COLUMNS if c != "seller_number"), "has_property"]
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)

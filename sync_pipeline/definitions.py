@@ -1,0 +1,13 @@
+"""The project's one Definitions object: what `dagster dev`, `dagster definitions validate` and the CLI load."""
+
+import dagster as dg
+
+from sync_pipeline.defs.assets import seller_sheet, sellers_table
+from sync_pipeline.defs.jobs import seller_sync_job
+from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+
+defs = dg.Definitions(
+    assets=[seller_sheet, sellers_table],
+    jobs=[seller_sync_job],
+    resources={"database": SyncDatabase(), "sheet": SellerSheet()},
+)
