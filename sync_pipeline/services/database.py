@@ -33,7 +33,13 @@ class Database:
 
     @property
     def url(self) -> str:
+        """The URL for messages (password hidden)."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def url_with_password(self) -> str:
+        """The URL to hand to another component that opens its own engine (never logged)."""
+        return self.engine.url.render_as_string(hide_password=False)
 
     def settings(self) -> Settings:
         """The settings in force now (read at the start of every run, so changes apply without a restart)."""

@@ -1,0 +1,32 @@
+# The README's two commands: `make sync` (set up, migrate, run the main job on the sample → SQLite) and `make test`.
+# Every target does its own set-up, so each works on a fresh machine with Python 3.11+.
+SHELL := /bin/bash
+.DEFAULT_GOAL := sync
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: setup sync test lint ui postgres bench
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+	@mkdir -p "$(DAGSTER_HOME)" && cp -f dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+sync: setup
+	@$(UV) run --frozen sync-pipeline db upgrade
+	@$(UV) run --frozen sync-pipeline sync
+
+postgres:
+	@bash .ci/postgres
+
+test: setup postgres
+	@$(UV) run --frozen ruff check sync_pipeline sync_pipeline_tests benchmarks sql
+	@$(UV) run --frozen mypy
+	@$(UV) run --frozen dagster definitions validate -m sync_pipeline.definitions >/dev/null
+	@$(UV) run --frozen pytest
+
+ui: setup
+	@$(UV) run --frozen dagster dev -w workspace.yaml
+
+bench: setup postgres
+	@for script in benchmarks/*.py; do $(UV) run --frozen python "$$script"; done

@@ -1,0 +1,145 @@
+"""Read-side views of the audit log: a sync's summary (the CLI's JSON), the current status, audit queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
+from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
+from sync_pipeline.services.database import Database
+from sync_pipeline.services.sync import PHASES
+
+RECORD_RULES_HIDDEN = frozenset({"retry"})  # recovery notes are errors of the log, not rejected rows
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else None
+
+
+def sync_summary(db: Database, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented summary of one sync, built from its audit row (so a failed sync has one too)."""
+    with db.engine.connect() as conn:
+        errors = list(
+            conn.execute(
+                sa.select(sync_error_logs)
+                .where(sync_error_logs.c.sync_id == row["sync_id"])
+                .order_by(sync_error_logs.c.sheet_row, sync_error_logs.c.id)
+            ).mappings()
+        )
+    phases = row.get("phases") or {}
+    rejections = [
+        {
+            "row": e["sheet_row"],
+            "cell": e["cell"],
+            "rule": e["rule"],
+            "seller_number": e["seller_number"],
+            "message": e["message"],
+        }
+        for e in errors
+        if e["category"] in {"validation", "integrity"} and e["sheet_row"] is not None
+    ]
+    problems = [
+        {"category": e["category"], "rule": e["rule"], "message": e["message"], "seller_number": e["seller_number"]}
+        for e in errors
+        if e["sheet_row"] is None
+    ]
+    return {
+        "status": row["status"],
+        "sync_id": row["sync_id"],
+        "run_id": row["run_id"],
+        "kind": row["kind"],
+        "source": row["source"],
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "rows_read": row["rows_read"] or 0,
+        "valid": row["valid_count"] or 0,
+        "rejected": row["rejected_count"] or 0,
+        "inserted": row["inserted_count"] or 0,
+        "updated": row["updated_count"] or 0,
+        "unchanged": row["unchanged_count"] or 0,
+        "conflicts": row["conflict_count"] or 0,
+        "failed": row["failed_count"] or 0,
+        "errors": len(errors),
+        "gaps_found": row["gaps_found"] or 0,
+        "gaps_resynced": row["gaps_resynced"] or 0,
+        "verification_status": row.get("verification_status"),
+        "duration_s": round(float(row["duration_s"] or 0.0), 3),
+        "phases": {p: round(float(phases.get(p, 0.0)), 4) for p in PHASES},
+        "message": row["message"],
+        "rejections": rejections,
+        "problems": problems,
+    }
+
+
+def summary_for_run(db: Database, run_id: str) -> dict[str, Any] | None:
+    """The summary of the (non-resync) sync a Dagster run started, if it got as far as starting one."""
+    with db.engine.connect() as conn:
+        row = (
+            conn.execute(
+                sa.select(sync_audit_logs)
+                .where(sync_audit_logs.c.run_id == run_id, sync_audit_logs.c.kind != SyncKind.RESYNC.value)
+                .order_by(sync_audit_logs.c.id)
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return sync_summary(db, row) if row is not None else None
+
+
+def current_status(db: Database) -> dict[str, Any]:
+    """Idle or running (with progress), the last attempt and the last success (Requirement 4.1)."""
+    with db.engine.connect() as conn:
+        running = db.audit.latest(conn, statuses=[SyncStatus.RUNNING])
+        last = (
+            conn.execute(
+                sa.select(sync_audit_logs)
+                .where(sync_audit_logs.c.status != SyncStatus.RUNNING.value)
+                .order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        success = db.audit.latest(conn, statuses=[SyncStatus.SUCCEEDED, SyncStatus.PARTIAL])
+    return {
+        "state": "running" if running else "idle",
+        "running": None
+        if not running
+        else {
+            "sync_id": running["sync_id"],
+            "run_id": running["run_id"],
+            "started_at": _iso(running["started_at"]),
+            "progress": running["progress"],
+        },
+        "last_attempt": sync_summary(db, last) if last else None,
+        "last_success": sync_summary(db, success) if success else None,
+    }
+
+
+def audit_rows(db: Database, query: AuditQuery) -> list[dict[str, Any]]:
+    with db.engine.connect() as conn:
+        rows = db.audit.query(conn, query)
+    return [
+        {
+            "sync_id": r["sync_id"],
+            "run_id": r["run_id"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "started_at": _iso(r["started_at"]),
+            "finished_at": _iso(r["finished_at"]),
+            "duration_s": r["duration_s"],
+            "inserted": r["inserted_count"],
+            "updated": r["updated_count"],
+            "rejected": r["rejected_count"],
+            "conflicts": r["conflict_count"],
+            "failed": r["failed_count"],
+            "gaps_found": r["gaps_found"],
+            "message": r["message"],
+        }
+        for r in rows
+    ]
