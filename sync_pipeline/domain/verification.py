@@ -1,0 +1,318 @@
+"""Verification maths (Requirement 1, 8): does the database hold what the sheet says? Computed from keys and hashes.
+
+The language is DESIGN.md's "Sync semantics", the same rules as `domain.diff`:
+
+- a *gap* is a valid sheet key absent from the database;
+- a *kept conflict* is a row whose content differs from the sheet, edited outside the sync (version or `updated_at`
+  moved on since the sync wrote it) no earlier than the sheet row's 更新日時 — the sync keeps it, so verification
+  reports it and never repairs it (otherwise the two would flap);
+- a *stale* row differs from the sheet and is not a kept conflict (a raw SQL edit that bumped nothing, a deleted
+  property record, a write that failed): the resync repairs it;
+- an *orphan* is in the database but not in the sheet: reported, never deleted;
+- *integrity issues* are database rows that break a rule of Requirement 8 (required field empty, seller-number
+  format, property record missing).
+
+Everything here is set operations and column operations on the frames the store hands over; nothing touches a
+database or loops over rows in Python (issues are rare and are the only objects built one by one).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sync_pipeline.domain.diff import edited_outside
+from sync_pipeline.domain.fields import FIELD_BY_NAME, KEY_FIELD
+from sync_pipeline.domain.sheet import a1
+
+SAMPLE_SIZE = 20  # seller numbers quoted per figure in the audit row, check metadata and alert messages
+
+# What the store hands over: one row per database seller (see SellerStore.verification_rows).
+DB_COLUMNS: tuple[str, ...] = (
+    "seller_number",
+    "db_hash",  # md5 of the stored content, computed by the database in the canonical text of domain.hashing
+    "row_hash",  # what the sync last applied
+    "version",
+    "synced_version",
+    "updated_at",
+    "synced_at",
+    "has_property",
+)
+SHEET_COLUMNS: tuple[str, ...] = ("seller_number", "row_hash", "sheet_updated_at", "sheet_row")
+# Required fields found empty in the database: one row per (seller, field) (see SellerStore.missing_required).
+MISSING_COLUMNS: tuple[str, ...] = ("seller_number", "field", "sheet_row")
+
+
+class VerificationStatus(enum.StrEnum):
+    CLEAN = "clean"
+    GAPS = "gaps"
+    STALE = "stale"
+    INTEGRITY = "integrity"
+    FAILED = "failed"  # verification itself could not run
+
+
+class IntegrityRule(enum.StrEnum):
+    REQUIRED = "required"  # Property 32
+    SELLER_NUMBER_FORMAT = "seller_number_format"  # Property 33
+    PROPERTY_MISSING = "property_missing"  # Property 34
+
+
+@dataclass(frozen=True)
+class IntegrityIssue:
+    """One database row breaking one integrity rule, with where the office finds it in the sheet (Property 35)."""
+
+    seller_number: str
+    rule: IntegrityRule
+    field: str | None
+    message: str
+    sheet_row: int | None = None
+    cell: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one sheet snapshot against the database, with the seller numbers behind every figure."""
+
+    sheet_valid_count: int
+    db_matched_count: int  # database sellers whose key is a valid sheet key
+    db_total_count: int
+    gaps: frozenset[str]
+    stale: frozenset[str]
+    kept_conflicts: frozenset[str]
+    orphans: frozenset[str]
+    integrity: tuple[IntegrityIssue, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> VerificationStatus:
+        if self.gaps:
+            return VerificationStatus.GAPS
+        if self.stale:
+            return VerificationStatus.STALE
+        if self.integrity:
+            return VerificationStatus.INTEGRITY
+        return VerificationStatus.CLEAN
+
+    @property
+    def clean(self) -> bool:
+        return self.status is VerificationStatus.CLEAN
+
+    @property
+    def counts_match(self) -> bool:
+        return self.sheet_valid_count == self.db_matched_count
+
+    @property
+    def repair_keys(self) -> frozenset[str]:
+        """What a resync must rewrite from the sheet: the gaps and the stale rows (never kept conflicts)."""
+        return self.gaps | self.stale
+
+    @property
+    def integrity_keys(self) -> frozenset[str]:
+        return frozenset(i.seller_number for i in self.integrity)
+
+    def integrity_by_rule(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for issue in self.integrity:
+            counts[issue.rule.value] = counts.get(issue.rule.value, 0) + 1
+        return counts
+
+    def figures(self) -> dict[str, int]:
+        """The counts, as stored on the audit row and shown as numeric metadata."""
+        return {
+            "sheet_valid_count": self.sheet_valid_count,
+            "db_matched_count": self.db_matched_count,
+            "gaps_found": len(self.gaps),
+            "stale_found": len(self.stale),
+            "conflicts_kept": len(self.kept_conflicts),
+            "orphans_found": len(self.orphans),
+            "integrity_issues": len(self.integrity),
+        }
+
+    def as_dict(self, sample_size: int = SAMPLE_SIZE) -> dict[str, Any]:
+        """JSON-able figures with a sorted sample of the seller numbers behind each (the audit row's `verification`)."""
+        return {
+            "status": self.status.value,
+            **self.figures(),
+            "db_total_count": self.db_total_count,
+            "seconds": round(self.seconds, 6),
+            "gaps": sample(self.gaps, sample_size),
+            "stale": sample(self.stale, sample_size),
+            "kept_conflicts": sample(self.kept_conflicts, sample_size),
+            "orphans": sample(self.orphans, sample_size),
+            "integrity_by_rule": self.integrity_by_rule(),
+            "integrity": [
+                {"seller_number": i.seller_number, "rule": i.rule.value, "field": i.field, "cell": i.cell}
+                for i in sorted(self.integrity, key=lambda i: (i.seller_number, i.rule.value, i.field or ""))[
+                    :sample_size
+                ]
+            ],
+        }
+
+
+def sample(keys: Iterable[str], size: int = SAMPLE_SIZE) -> list[str]:
+    """The first `size` seller numbers in sorted order: stable from run to run, so two samples can be compared."""
+    return sorted(keys)[:size]
+
+
+@dataclass(frozen=True)
+class IntegrityRules:
+    """The integrity rules in force (from Settings: seller_number_pattern, required_fields)."""
+
+    seller_number_pattern: str
+    required_fields: tuple[str, ...] = field(default_factory=tuple)
+
+
+def compare(
+    sheet: pd.DataFrame, db: pd.DataFrame, *, not_orphans: frozenset[str] = frozenset()
+) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], int]:
+    """Gaps, stale rows, kept conflicts, orphans and the matched count of `sheet` (SHEET_COLUMNS) against `db`.
+
+    `not_orphans` are keys the sheet still has on rows that failed validation: the database keeps what it had for
+    them (DESIGN.md), so they are not orphans.
+    """
+    sheet_keys = pd.Index(sheet[KEY_FIELD])
+    db_keys = pd.Index(db[KEY_FIELD])
+    gaps = frozenset(sheet_keys.difference(db_keys))
+    orphan_index = db_keys.difference(sheet_keys)
+    orphans = frozenset(orphan_index[~orphan_index.isin(list(not_orphans))]) if len(orphan_index) else frozenset()
+
+    both = sheet.loc[:, ["seller_number", "row_hash", "sheet_updated_at"]].merge(
+        db.loc[:, ["seller_number", "db_hash", "version", "synced_version", "updated_at", "synced_at"]],
+        on=KEY_FIELD,
+        how="inner",
+        validate="one_to_one",
+    )
+    differs = both["db_hash"].astype(object) != both["row_hash"].astype(object)
+    if not differs.any():
+        return gaps, frozenset(), frozenset(), orphans, len(both)
+    changed = both[differs]
+    outside = edited_outside(changed.loc[:, ["version", "synced_version", "updated_at", "synced_at"]])
+    # The same tie-break as domain.diff.classify: the sheet wins only when its 更新日時 is strictly newer.
+    sheet_newer = (
+        (pd.to_datetime(changed["sheet_updated_at"]) > pd.to_datetime(changed["updated_at"])).fillna(False).astype(bool)
+    )
+    kept = outside & ~sheet_newer
+    kept_keys = frozenset(changed.loc[kept, KEY_FIELD])
+    stale_keys = frozenset(changed.loc[~kept, KEY_FIELD])
+    return gaps, stale_keys, kept_keys, orphans, len(both)
+
+
+def integrity_issues(
+    db: pd.DataFrame,
+    missing_required: pd.DataFrame,
+    rules: IntegrityRules,
+    *,
+    sheet_rows: pd.Series | None = None,
+    columns: Mapping[str, int] | None = None,
+) -> tuple[IntegrityIssue, ...]:
+    """Every integrity issue of the database rows (Requirement 8), with the sheet cell to look at where known.
+
+    `missing_required` has MISSING_COLUMNS (required fields empty in the database). The seller-number format is
+    checked here on the keys the store returned; the property rule applies to sellers the sync wrote. `sheet_rows`
+    (sheet row by seller number) and `columns` (field -> 0-based column) locate the cell to fix.
+    """
+    keys = db[KEY_FIELD].astype(object)
+    bad_format = db.loc[~keys.astype(str).str.fullmatch(rules.seller_number_pattern).fillna(False).astype(bool)]
+    synced = db["synced_version"].notna()
+    has_property = db["has_property"].astype(object).map(bool).astype(bool)
+    no_property = db.loc[synced & ~has_property]
+    no_property_keys = set(no_property[KEY_FIELD])
+
+    rows = sheet_rows if sheet_rows is not None else pd.Series(dtype=object)
+    cols = dict(columns or {})
+
+    def where(key: str, field_name: str | None, db_row: object = None) -> tuple[int | None, str | None]:
+        found = rows.get(key)
+        row = None if found is None or pd.isna(found) else int(found)
+        if row is None and db_row is not None and not pd.isna(db_row):  # type: ignore[call-overload]
+            row = int(db_row)  # type: ignore[call-overload]
+        if row is None or field_name is None or field_name not in cols:
+            return row, None
+        return row, a1(row, cols[field_name])
+
+    issues: list[IntegrityIssue] = []
+    for key in bad_format[KEY_FIELD]:
+        row, cell = where(key, KEY_FIELD)
+        issues.append(
+            IntegrityIssue(
+                seller_number=str(key),
+                rule=IntegrityRule.SELLER_NUMBER_FORMAT,
+                field=KEY_FIELD,
+                sheet_row=row,
+                cell=cell,
+                message=f"seller number {key!r} in the database does not match the format "
+                f"{rules.seller_number_pattern}; correct it in the application or the sheet"
+                + (f" (sheet cell {cell})" if cell else ""),
+            )
+        )
+    for key in no_property[KEY_FIELD]:
+        row, cell = where(key, "property_address")
+        issues.append(
+            IntegrityIssue(
+                seller_number=str(key),
+                rule=IntegrityRule.PROPERTY_MISSING,
+                field=None,
+                sheet_row=row,
+                cell=cell,
+                message=f"seller {key} has no property record in the database; a resync of {key} recreates it "
+                "from the sheet" + (f" (row {row})" if row else ""),
+            )
+        )
+    required = set(rules.required_fields)
+    missing = missing_required[missing_required["field"].isin(required)] if len(missing_required) else missing_required
+    for key, field_name, db_row in zip(missing[KEY_FIELD], missing["field"], missing["sheet_row"], strict=True):
+        if FIELD_BY_NAME[field_name].table.value == "properties" and key in no_property_keys:
+            continue  # already reported as property_missing: one issue per cause
+        row, cell = where(key, field_name, db_row)
+        header = FIELD_BY_NAME[field_name].header
+        issues.append(
+            IntegrityIssue(
+                seller_number=str(key),
+                rule=IntegrityRule.REQUIRED,
+                field=field_name,
+                sheet_row=row,
+                cell=cell,
+                message=f"seller {key}: required field {field_name} ({header}) is empty in the database; "
+                f"fill it in the sheet{f' at {cell}' if cell else ''} and resync, or correct it in the application",
+            )
+        )
+    return tuple(issues)
+
+
+def verify_frames(
+    sheet: pd.DataFrame,
+    db: pd.DataFrame,
+    missing_required: pd.DataFrame,
+    rules: IntegrityRules,
+    *,
+    columns: Mapping[str, int] | None = None,
+    not_orphans: frozenset[str] = frozenset(),
+    seconds: float = 0.0,
+) -> Verification:
+    """The whole verdict: `compare` plus `integrity_issues`, as one frozen Verification."""
+    gaps, stale, kept, orphans, matched = compare(sheet, db, not_orphans=not_orphans)
+    sheet_rows = pd.Series(sheet["sheet_row"].to_numpy(), index=sheet[KEY_FIELD].to_numpy())
+    issues = integrity_issues(db, missing_required, rules, sheet_rows=sheet_rows, columns=columns)
+    return Verification(
+        sheet_valid_count=len(sheet),
+        db_matched_count=matched,
+        db_total_count=len(db),
+        gaps=gaps,
+        stale=stale,
+        kept_conflicts=kept,
+        orphans=orphans,
+        integrity=issues,
+        seconds=seconds,
+    )
+
+
+def empty_db_frame() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in DB_COLUMNS})
+
+
+def empty_missing_frame() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in MISSING_COLUMNS})
