@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +30,10 @@ SCRIPT_LOCATION = REPO_ROOT / "sql"
 MIGRATION_LOCK_KEY = 0x73796E636D696772
 
 ALEMBIC_LOGGER = "alembic"
+
+# Alembic's `context` and `op` are process-wide proxies: two threads migrating at once (even different databases)
+# would run each other's operations, so a process runs one migration at a time.
+_ONE_MIGRATION_AT_A_TIME = threading.Lock()
 
 
 class MigrationError(SyncError):
@@ -137,20 +142,23 @@ def _alembic_logging(verbose: bool) -> Iterator[None]:
         alembic_logger.setLevel(logging.NOTSET)
 
 
+def _run(engine: sa.Engine, alembic_command: Callable[[Config], None], verbose: bool) -> None:
+    with _ONE_MIGRATION_AT_A_TIME, _alembic_logging(verbose), migration_connection(engine) as conn:
+        alembic_command(alembic_config(conn))
+
+
 def upgrade(engine: sa.Engine, revision: str = "head", *, verbose: bool = False) -> None:
-    """Upgrade the database to `revision` in one transaction (serialised against other migrating processes)."""
-    with _alembic_logging(verbose), migration_connection(engine) as conn:
-        command.upgrade(alembic_config(conn), revision)
+    """Upgrade the database to `revision` in one transaction, serialised against other migrating processes."""
+    _run(engine, lambda config: command.upgrade(config, revision), verbose)
 
 
 def downgrade(engine: sa.Engine, revision: str, *, verbose: bool = False) -> None:
     """Downgrade the database to `revision` ("base" drops every table; "-1" undoes the latest migration)."""
-    with _alembic_logging(verbose), migration_connection(engine) as conn:
-        command.downgrade(alembic_config(conn), revision)
+    _run(engine, lambda config: command.downgrade(config, revision), verbose)
 
 
 def ensure_migrated(engine: sa.Engine) -> None:
-    """Bring the database to head if it is not there yet; one query when it already is."""
+    """Bring the database to head if it is not there yet; when it is, this only reads alembic_version."""
     revision = current(engine)
     target = head()
     if revision == target:
