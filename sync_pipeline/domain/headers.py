@@ -1,0 +1,185 @@
+"""Maps the sheet's header row onto the seller fields by name (with aliases), never by position."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS
+from sync_pipeline.domain.sheet import HeaderIssue, HeaderReport, RawSheet, column_letter
+
+NO_HEADER_ROW: Final = 0  # HeaderReport.header_row when the sheet has no non-blank row at all
+# When the first non-blank row names no field at all it is taken for a title ("売主一覧 2025年度") and the next few
+# rows are tried; beyond this many a sheet is not laid out as a table with a header.
+MAX_TITLE_ROWS: Final = 5
+
+# Spaces, underscores, hyphens and dashes (not ー, which is part of words), dots, middle dots and required-markers
+# (*, ※) carry no meaning in a header: "Seller_Number", "seller-number", "売主・番号", "*売主番号" name one column.
+_HEADER_NOISE = re.compile(r"[\s_\-\u2010-\u2015\u2212.・･*※]")
+# A trailing note in brackets: 売主番号（必須）, 電話番号(ハイフンあり), 更新日時【自動】. NFKC has already turned
+# full-width brackets into ASCII ones where a compatibility form exists.
+_TRAILING_NOTE = re.compile(r"\s*[(\[【〔<〈《「『][^()\[\]【】〔〕<>〈〉《》「」『』]*[)\]】〕>〉》」』]\s*$")
+# A note that states a unit (査定額（万円）) changes what the numbers mean: such a header is left unmatched rather
+# than read as whole yen and synced ten thousand times too small.
+_UNIT_NOTE = re.compile(r"[万千億]")
+_INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]")
+
+
+def normalise_header(text: str) -> str:
+    """The comparison form of a header: NFKC, casefolded, trailing note and spacing/punctuation noise removed."""
+    folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).strip()
+    note = _TRAILING_NOTE.search(folded)
+    if note and not _UNIT_NOTE.search(note.group()) and note.start() > 0:
+        folded = folded[: note.start()]
+    return _HEADER_NOISE.sub("", folded).casefold()
+
+
+def _alias_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for spec in FIELDS:
+        for text in (spec.name, spec.header, *spec.aliases):
+            key = normalise_header(text)
+            owner = index.setdefault(key, spec.name)
+            if owner != spec.name:  # a programming error in fields.py, caught at import
+                raise ValueError(f"header alias {text!r} names both {owner} and {spec.name}")
+    return index
+
+
+ALIASES: Final[Mapping[str, str]] = _alias_index()
+
+
+def field_for_header(text: str) -> str | None:
+    """The field a header names, or None."""
+    return ALIASES.get(normalise_header(text))
+
+
+def _display(cell: object) -> str:
+    return _INVISIBLE.sub("", cell).strip() if isinstance(cell, str) else ""
+
+
+def _is_blank_row(row: Sequence[object]) -> bool:
+    return not any(_display(cell) for cell in row)
+
+
+def find_header_row(values: Sequence[Sequence[object]]) -> int | None:
+    """0-based index of the header row: the first non-blank row, unless it names no field and one of the next
+    rows does (a title above the table). None when every row is blank."""
+    non_blank = [i for i, row in enumerate(values) if not _is_blank_row(row)][: MAX_TITLE_ROWS + 1]
+    if not non_blank:
+        return None
+    for i in non_blank:
+        if any(field_for_header(_display(cell)) for cell in values[i]):
+            return i
+    return non_blank[0]
+
+
+def _alternatives(field: str) -> str:
+    spec = FIELD_BY_NAME[field]
+    return ", ".join(spec.aliases)
+
+
+def _fingerprint(mapping: Mapping[str, str]) -> str:
+    text = json.dumps(sorted(mapping.items()), ensure_ascii=False)
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def map_headers(
+    raw: RawSheet,
+    required_fields: Sequence[str],
+    previous_mapping: Mapping[str, str] | None = None,
+) -> HeaderReport:
+    """How the header row maps onto the fields, with every blocking issue (missing, ambiguous, disappeared)."""
+    index = find_header_row(raw.values)
+    if index is None:
+        issue = HeaderIssue(
+            "no_header",
+            None,
+            f"{raw.source} is empty: it has no header row. Put the headers (売主番号, 氏名, …) in the first row.",
+        )
+        return HeaderReport(mapping={}, columns={}, header_row=NO_HEADER_ROW, issues=(issue,))
+    header_row = raw.first_row + index
+
+    candidates: dict[str, list[tuple[int, str]]] = {}
+    unknown: list[str] = []
+    for col, cell in enumerate(raw.values[index]):
+        text = _display(cell)
+        if not text:
+            continue
+        field = field_for_header(text)
+        if field is None:
+            if text not in unknown:
+                unknown.append(text)
+        else:
+            candidates.setdefault(field, []).append((col, text))
+
+    previous = {f: h for f, h in (previous_mapping or {}).items() if f in FIELD_BY_NAME}
+    mapping: dict[str, str] = {}
+    columns: dict[str, int] = {}
+    issues: list[HeaderIssue] = []
+    for spec in FIELDS:  # sheet-independent order, so that issues read the same every run
+        found = candidates.get(spec.name)
+        if not found:
+            continue
+        keep = _preferred(found, spec.name, previous.get(spec.name))
+        mapping[spec.name], columns[spec.name] = keep[1], keep[0]
+        if len(found) > 1:
+            issues.append(_ambiguous(spec.name, found, keep, header_row))
+
+    for field, header in previous.items():
+        if field not in mapping:
+            issues.append(
+                HeaderIssue(
+                    "disappeared",
+                    field,
+                    f"The column headed {header} (field {field}), used by the last successful sync, is gone from "
+                    f"row {header_row}: restore the column headed {header}. Nothing is synced until it is back.",
+                )
+            )
+    for field in required_fields:
+        if field in FIELD_BY_NAME and field not in mapping and field not in previous:
+            spec = FIELD_BY_NAME[field]
+            issues.append(
+                HeaderIssue(
+                    "missing_required",
+                    field,
+                    f"No column for the required field {field}: add a column headed {spec.header} "
+                    f"(or one of: {_alternatives(field)}) to row {header_row}.",
+                )
+            )
+    return HeaderReport(
+        mapping=mapping,
+        columns=columns,
+        header_row=header_row,
+        unknown=tuple(unknown),
+        issues=tuple(issues),
+        fingerprint=_fingerprint(mapping),
+    )
+
+
+def _preferred(found: list[tuple[int, str]], field: str, previous_header: str | None) -> tuple[int, str]:
+    """Of several columns naming one field, the one to keep: the one the last sync used, else the one with the
+    canonical header, else the leftmost."""
+    canonical = normalise_header(FIELD_BY_NAME[field].header)
+    for col, text in found:
+        if previous_header is not None and text == previous_header:
+            return col, text
+    for col, text in found:
+        if normalise_header(text) == canonical:
+            return col, text
+    return found[0]
+
+
+def _ambiguous(field: str, found: list[tuple[int, str]], keep: tuple[int, str], header_row: int) -> HeaderIssue:
+    listed = " and ".join(f"{text} ({column_letter(col)}{header_row})" for col, text in found)
+    others = ", ".join(f"{column_letter(col)} ({text})" for col, text in found if (col, text) != keep)
+    label = f"{FIELD_BY_NAME[field].header} ({field})"
+    return HeaderIssue(
+        "ambiguous",
+        field,
+        f"{len(found)} columns are headed as {label}: {listed}. Rename or delete column {others} so that only "
+        f"column {column_letter(keep[0])} ({keep[1]}) is read as {label}.",
+    )
