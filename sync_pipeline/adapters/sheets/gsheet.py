@@ -1,0 +1,522 @@
+"""GoogleSheetSource: one worksheet's displayed values read through gspread, with the project's bounded retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gspread
+import requests
+import requests.adapters
+import requests.utils
+from google.auth import exceptions as google_auth_exceptions
+from google.oauth2 import service_account
+from gspread.utils import absolute_range_name
+
+from sync_pipeline.adapters.retry import (
+    DEFAULT_POLICY,
+    RetriesExhaustedError,
+    RetryPolicy,
+    describe_failure,
+    http_status_of,
+    is_transient_http_error,
+    retry_call,
+)
+from sync_pipeline.adapters.sheets.base import RetryListener
+from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
+from sync_pipeline.domain.sheet import RawSheet, column_letter
+
+SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
+GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own convention, honoured as a fallback
+SHEETS_API_URL_ENV = "SYNC_SHEETS_API_URL"
+
+# Read-only: the sync never writes to the sheet, so the key cannot be used to damage it if it leaks.
+READ_ONLY_SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly",)
+
+CONNECT_TIMEOUT_SECONDS = 10.0  # reaching Google takes well under a second; 10 s means the path is broken
+# Seconds of silence allowed while Google computes the answer; a 50 000-row sheet answers in a few seconds.
+READ_TIMEOUT_SECONDS = 60.0
+REQUEST_TIMEOUT: tuple[float, float] = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
+
+# The origins gspread sends to (Sheets API v4 and Drive v3); an API base URL replaces them, path kept.
+GOOGLE_API_ORIGINS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
+
+# FORMATTED_VALUE: each cell as the office sees it (formulas evaluated, leading zeros and date formats kept).
+VALUE_RENDER_OPTION = "FORMATTED_VALUE"
+MAJOR_DIMENSION = "ROWS"
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+_URL_KEY_RE = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
+_URL_GID_RE = re.compile(r"[#?&]gid=(\d+)")
+_A1_CELL_RE = re.compile(r"([A-Z]+)([0-9]+)")
+
+Timeout = float | tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SpreadsheetRef:
+    """A spreadsheet key, and the worksheet id (gid) when it was given as a URL that names one."""
+
+    key: str
+    gid: int | None = None
+
+
+def parse_spreadsheet_ref(text: str) -> SpreadsheetRef:
+    """The key from a bare key or a URL like https://docs.google.com/spreadsheets/d/KEY/edit#gid=0."""
+    text = text.strip()
+    if text.startswith(("http://", "https://")):
+        match = _URL_KEY_RE.search(text)
+        if match is None:
+            raise SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"{text!r} is not a Google Sheets URL (expected https://docs.google.com/spreadsheets/d/KEY/...): "
+                "copy the URL from the browser's address bar while the spreadsheet is open, or give the bare key",
+            )
+        gid = _URL_GID_RE.search(text)
+        return SpreadsheetRef(match.group(1), int(gid.group(1)) if gid else None)
+    if not _KEY_RE.fullmatch(text):
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"{text!r} is not a spreadsheet key (letters, digits, '-' and '_' only): give the key between /d/ and "
+            "/edit in the spreadsheet's URL, or the whole URL",
+        )
+    return SpreadsheetRef(text)
+
+
+class _RebaseAdapter(requests.adapters.HTTPAdapter):
+    """Sends requests meant for a Google API origin to another base URL (an emulator or a proxy) instead."""
+
+    def __init__(self, origin: str, base_url: str) -> None:
+        super().__init__()
+        self._origin = origin
+        self._base_url = base_url
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        url = request.url or ""
+        if url.lower().startswith(self._origin):
+            request.url = self._base_url + url[len(self._origin) :]
+            # The proxies were chosen for Google's host; the new host has its own NO_PROXY standing.
+            proxies = requests.utils.get_environ_proxies(request.url)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+
+class _IncompleteAnswerError(Exception):
+    """The API answered 200 with something that is not the whole answer; another attempt usually gets it."""
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    credentials: service_account.Credentials
+    client_email: str
+    token_uri: str  # honoured by google-auth: an emulator's or a proxy's token endpoint in tests and behind proxies
+
+
+class GoogleSheetSource:
+    """Reads the whole used range of one worksheet in one values request, as displayed text.
+
+    `spreadsheet` is a key or a URL; `worksheet` a title (default: the tab a URL's gid names, else the first).
+    Credentials: `credentials_file`, else $SYNC_GOOGLE_SERVICE_ACCOUNT_FILE, else $GOOGLE_APPLICATION_CREDENTIALS.
+    `api_url` (else $SYNC_SHEETS_API_URL) sends the Sheets and Drive calls to an emulator or proxy instead of Google.
+    """
+
+    def __init__(
+        self,
+        spreadsheet: str,
+        worksheet: str | None = None,
+        *,
+        credentials_file: str | os.PathLike[str] | None = None,
+        api_url: str | None = None,
+        timeout: Timeout = REQUEST_TIMEOUT,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        ref = parse_spreadsheet_ref(spreadsheet)
+        self.key = ref.key
+        self._gid = ref.gid
+        self.worksheet = worksheet.strip() if worksheet and worksheet.strip() else None
+        self._credentials_source = _credentials_source(credentials_file, env)
+        self.api_url = _normalised_api_url(api_url or env.get(SHEETS_API_URL_ENV) or None)
+        self._timeout = timeout
+        self._retry_policy = retry_policy
+        self._sleep = sleep
+        self._resolved_title: str | None = None
+        self._client: gspread.Client | None = None
+        self._client_email: str | None = None
+        self._token_uri: str | None = None
+
+    @property
+    def description(self) -> str:
+        title = self.worksheet or self._resolved_title
+        if title is None:
+            title = f"gid={self._gid}" if self._gid is not None else "(first worksheet)"
+        return f"gsheet:{self.key}/{title}"
+
+    def read(self, on_retry: RetryListener | None = None) -> RawSheet:
+        """The whole used range in one values request (plus one metadata request), retried when transient."""
+        client = self._gspread_client()
+        try:
+            return retry_call(
+                lambda: self._read_once(client),
+                operation=f"read sheet {self.description}",
+                policy=self._retry_policy,
+                is_transient=_is_transient,
+                describe=_describe,
+                on_retry=on_retry,
+                sleep=self._sleep,
+            )
+        except RetriesExhaustedError as exc:
+            raise SheetReadError(
+                ErrorCategory.NETWORK,
+                f"could not read {self.description}: {exc.reason}, still failing after {exc.attempts} attempts. "
+                "Nothing was synced from it; the next sync tries again. If this persists, check the network path "
+                "to Google "
+                f"(proxy, firewall{', ' + SHEETS_API_URL_ENV if self.api_url else ''}) and Google's status page.",
+                transient=True,
+            ) from exc
+        except gspread.exceptions.APIError as exc:
+            raise self._api_error(exc) from exc
+        except google_auth_exceptions.GoogleAuthError as exc:
+            raise self._auth_error(exc) from exc
+        except requests.RequestException as exc:  # not transient: a certificate, a malformed URL
+            raise SheetReadError(
+                ErrorCategory.NETWORK,
+                f"could not read {self.description}: {describe_failure(exc)}. Check {SHEETS_API_URL_ENV} and the "
+                "proxy / CA certificate settings of this machine.",
+            ) from exc
+
+    # --- one attempt -------------------------------------------------------------------------------------------
+
+    def _read_once(self, client: gspread.Client) -> RawSheet:
+        http = client.http_client
+        # Metadata is fetched again on every attempt so that the coverage check compares like with like even when
+        # rows were added or deleted between two attempts.
+        metadata = _json_object(http.fetch_sheet_metadata(self.key), "spreadsheet metadata")
+        properties = self._pick_worksheet(metadata)
+        title: str = properties["title"]
+        answer = _json_object(
+            http.values_get(
+                self.key,
+                absolute_range_name(title),
+                params={"valueRenderOption": VALUE_RENDER_OPTION, "majorDimension": MAJOR_DIMENSION},
+            ),
+            "values answer",
+        )
+        grid = properties.get("gridProperties") or {}
+        values = _checked_values(answer, title, grid.get("rowCount"), grid.get("columnCount"))
+        self._resolved_title = title
+        return RawSheet(source=f"gsheet:{self.key}/{title}", values=values, first_row=1)
+
+    def _pick_worksheet(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+        sheets = metadata.get("sheets")
+        if not isinstance(sheets, list) or not all(
+            isinstance(s, dict)
+            and isinstance(s.get("properties"), dict)
+            and isinstance(s["properties"].get("title"), str)
+            for s in sheets
+        ):
+            raise _IncompleteAnswerError("spreadsheet metadata without a list of titled worksheets")
+        all_props: list[Mapping[str, Any]] = [s["properties"] for s in sheets]
+        spreadsheet_title = (metadata.get("properties") or {}).get("title", "")
+        existing = ", ".join(repr(p.get("title")) for p in all_props) or "none"
+        if self.worksheet is not None:
+            for props in all_props:
+                if props.get("title") == self.worksheet:
+                    return props
+            raise SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"worksheet {self.worksheet!r} not found in spreadsheet {self.key} ({spreadsheet_title!r}); its "
+                f"worksheets are: {existing}. Set the worksheet (--worksheet / SYNC_SHEET_WORKSHEET) to one of them.",
+            )
+        if self._gid is not None:
+            for props in all_props:
+                if props.get("sheetId") == self._gid:
+                    return props
+            raise SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"the URL names worksheet gid={self._gid}, which spreadsheet {self.key} ({spreadsheet_title!r}) "
+                f"does not have; its worksheets are: {existing}. Give the worksheet title instead.",
+            )
+        # Chart sheets (sheetType OBJECT) hold no cells; the first sheet with cells is the data.
+        for props in all_props:
+            if props.get("sheetType", "GRID") == "GRID":
+                return props
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"spreadsheet {self.key} ({spreadsheet_title!r}) has no worksheet with cells (it has: {existing}): "
+            "point the sync at the spreadsheet that holds the seller list.",
+        )
+
+    # --- setup and error mapping -------------------------------------------------------------------------------
+
+    def _gspread_client(self) -> gspread.Client:
+        if self._client is not None:
+            return self._client
+        loaded = _load_credentials(self._credentials_source)
+        client = gspread.Client(auth=loaded.credentials)
+        client.set_timeout(self._timeout)  # gspread's default is no timeout at all: a stalled read would hang
+        if self.api_url is not None:
+            session = client.http_client.session
+            for origin in GOOGLE_API_ORIGINS:
+                session.mount(origin + "/", _RebaseAdapter(origin, self.api_url))
+        self._client = client
+        self._client_email = loaded.client_email
+        self._token_uri = loaded.token_uri
+        return client
+
+    def _share_hint(self) -> str:
+        email = self._client_email or "the service account"
+        return f"share the spreadsheet with {email} (Viewer is enough)"
+
+    def _api_error(self, exc: gspread.exceptions.APIError) -> SheetReadError:
+        status = http_status_of(exc)
+        google_message = str(exc.error.get("message", "")).strip() or "no message"
+        email = self._client_email or "the service account"
+        if status == 404:
+            return SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"spreadsheet {self.key} not found or not shared with the service account {email}: check the key "
+                f"or URL, and {self._share_hint()}.",
+            )
+        if status == 403:
+            return SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"no access to spreadsheet {self.key} for the service account {email} (Google said: "
+                f"{google_message}): {self._share_hint()}. If Google says the Sheets API is disabled, enable it "
+                "in the service account's Cloud project.",
+            )
+        if status == 401:
+            return SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"Google did not accept the access token of the service account {email} (Google said: "
+                f"{google_message}): check that the key file is that account's current key.",
+            )
+        if status == 400:
+            return SheetReadError(
+                ErrorCategory.CONFIGURATION,
+                f"Google refused the request for {self.description} (HTTP 400: {google_message}): check the "
+                "spreadsheet key and the worksheet title.",
+            )
+        return SheetReadError(
+            ErrorCategory.UNKNOWN,
+            f"unexpected HTTP {status} from the Sheets API reading {self.description} (Google said: "
+            f"{google_message}): retry later; if it persists, report it with this message.",
+        )
+
+    def _auth_error(self, exc: google_auth_exceptions.GoogleAuthError) -> SheetReadError:
+        email = self._client_email or "the service account"
+        token_uri = self._token_uri or "the token endpoint"
+        if isinstance(exc, google_auth_exceptions.TransportError):
+            return SheetReadError(
+                ErrorCategory.NETWORK,
+                f"could not reach {token_uri} to sign in as {email}: {exc}. Check the network path to Google and "
+                "the key file's token_uri.",
+            )
+        return SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"{token_uri} refused to sign in the service account {email}: {exc}. The key may have been deleted or "
+            f"disabled: create a new JSON key for the account and point {SERVICE_ACCOUNT_FILE_ENV} at it.",
+        )
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CredentialsSource:
+    path: Path | None
+    origin: str  # where the path came from, named in messages
+
+
+def _credentials_source(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> _CredentialsSource:
+    if explicit is not None and str(explicit).strip():
+        return _CredentialsSource(Path(explicit).expanduser(), "the credentials file setting")
+    for name in (SERVICE_ACCOUNT_FILE_ENV, GOOGLE_CREDENTIALS_ENV):
+        value = env.get(name, "").strip()
+        if value:
+            return _CredentialsSource(Path(value).expanduser(), f"${name}")
+    return _CredentialsSource(None, "")
+
+
+def _load_credentials(source: _CredentialsSource) -> _Credentials:
+    set_it = (
+        f"set {SERVICE_ACCOUNT_FILE_ENV} (or {GOOGLE_CREDENTIALS_ENV}) to the path of the service account's JSON "
+        "key file"
+    )
+    if source.path is None:
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"no Google service-account credentials configured for reading a Google Sheet: {set_it}.",
+        )
+    try:
+        text = source.path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"the service-account key file {source.path} (from {source.origin}) does not exist: {set_it}.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"cannot read the service-account key file {source.path} (from {source.origin}): {exc}. Make it "
+            f"readable by this process, or {set_it}.",
+        ) from exc
+    not_a_key = (
+        f"{source.path} (from {source.origin}) is not a service-account JSON key ({{detail}}): download a JSON key "
+        f"(Google Cloud console → IAM → Service accounts → Keys) and {set_it}."
+    )
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=f"not JSON: {exc}")) from exc
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        kind = info.get("type") if isinstance(info, dict) else type(info).__name__
+        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=f"its type is {kind!r}"))
+    try:
+        credentials = service_account.Credentials.from_service_account_info(info, scopes=list(READ_ONLY_SCOPES))
+    except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError) as exc:
+        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=str(exc))) from exc
+    return _Credentials(credentials, str(info["client_email"]), str(info["token_uri"]))
+
+
+def _normalised_api_url(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise SheetReadError(
+            ErrorCategory.CONFIGURATION,
+            f"the Sheets API base URL {url!r} ({SHEETS_API_URL_ENV}) must start with http:// or https://: give "
+            "the emulator's or proxy's base URL, e.g. http://127.0.0.1:8085, or unset it to talk to Google",
+        )
+    return url
+
+
+def _json_object(answer: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(answer, dict):
+        raise _IncompleteAnswerError(f"the {what} is not a JSON object")
+    return answer
+
+
+def _split_range(a1_range: str) -> tuple[str, str]:
+    """("Sheet 1", "A1:Z1000") from "'Sheet 1'!A1:Z1000"; a quoted title is unquoted ('' stands for ')."""
+    if not a1_range.startswith("'"):
+        title, _, cells = a1_range.partition("!")
+        return title, cells
+    i = 1
+    while i < len(a1_range):
+        if a1_range[i] == "'":
+            if a1_range[i + 1 : i + 2] == "'":
+                i += 2
+                continue
+            return a1_range[1:i].replace("''", "'"), a1_range[i + 1 :].removeprefix("!")
+        i += 1
+    return a1_range, ""  # unbalanced quote: no title we could match
+
+
+def _cell(ref: str) -> tuple[int, int] | None:
+    """(1-based row, 1-based column) of an A1 cell reference, or None."""
+    match = _A1_CELL_RE.fullmatch(ref)
+    if match is None:
+        return None
+    col = 0
+    for letter in match.group(1):
+        col = col * 26 + (ord(letter) - ord("A") + 1)
+    return int(match.group(2)), col
+
+
+def _checked_values(
+    answer: Mapping[str, Any], title: str, row_count: object, column_count: object
+) -> tuple[tuple[str, ...], ...]:
+    """The values of a whole-worksheet answer, refused unless the answer covers the whole worksheet.
+
+    For a whole-worksheet request the Sheets API answers with the range of the whole grid (e.g. Sheet1!A1:Z1000)
+    and the values with trailing empty rows and cells left out. An answer whose range is shorter than the grid
+    the metadata describes, or whose values do not fit its range, is a partial read and must not be synced.
+    """
+    a1_range = answer.get("range")
+    if not isinstance(a1_range, str):
+        raise _IncompleteAnswerError("the values answer has no range")
+    answer_title, cells = _split_range(a1_range)
+    if answer_title != title:
+        raise _IncompleteAnswerError(f"the values answer is for {a1_range!r}, not worksheet {title!r}")
+    start, _, end = cells.partition(":")
+    first, last = _cell(start), _cell(end or start)
+    if first != (1, 1) or last is None:
+        raise _IncompleteAnswerError(f"the values answer covers {a1_range!r}, not the whole worksheet from A1")
+    last_row, last_col = last
+    if (
+        isinstance(row_count, int)
+        and isinstance(column_count, int)
+        and (last_row < row_count or last_col < column_count)
+    ):
+        raise _IncompleteAnswerError(
+            f"the values answer covers {a1_range!r} but the worksheet has {row_count} rows and "
+            f"{column_count} columns (to {column_letter(column_count - 1)}{row_count})"
+        )
+    if answer.get("majorDimension", MAJOR_DIMENSION) != MAJOR_DIMENSION:
+        raise _IncompleteAnswerError(f"the values answer is by {answer.get('majorDimension')}, not by rows")
+    raw_rows = answer.get("values", [])  # Google leaves "values" out when the worksheet is empty
+    if not isinstance(raw_rows, list) or len(raw_rows) > last_row:
+        raise _IncompleteAnswerError(f"the values answer's rows do not fit its range {a1_range!r}")
+    rows: list[tuple[str, ...]] = []
+    for raw in raw_rows:
+        if not isinstance(raw, list) or len(raw) > last_col or not all(isinstance(c, str) for c in raw):
+            raise _IncompleteAnswerError(
+                f"row {len(rows) + 1} of the values answer is not a list of at most {last_col} text cells"
+            )
+        rows.append(tuple(raw))
+    return tuple(rows)
+
+
+def _is_rate_limit_403(exc: BaseException) -> bool:
+    """Google answers some quota limits with 403 rather than 429; those are transient, unlike a missing share."""
+    if http_status_of(exc) != 403 or not isinstance(exc, gspread.exceptions.APIError):
+        return False
+    error = exc.error
+    if error.get("status") == "RESOURCE_EXHAUSTED":
+        return True
+    details: Sequence[Any] = error.get("errors") or ()
+    return any(
+        isinstance(d, dict) and d.get("reason") in {"rateLimitExceeded", "userRateLimitExceeded"} for d in details
+    )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if _is_rate_limit_403(exc):
+        return True
+    if isinstance(exc, _IncompleteAnswerError | requests.exceptions.JSONDecodeError):
+        return True  # a 200 whose body is cut short or not JSON (a proxy's error page): another attempt may do
+    if isinstance(exc, google_auth_exceptions.TransportError):
+        # The token request failed on the way; judge it by what failed underneath.
+        cause = exc.__cause__
+        return cause is None or is_transient_http_error(cause)
+    if isinstance(exc, google_auth_exceptions.RefreshError):
+        return bool(exc.retryable)  # google-auth has already retried these itself; ours is the outer bound
+    return is_transient_http_error(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _IncompleteAnswerError):
+        return f"incomplete answer ({exc})"
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return "answer is not JSON"
+    if isinstance(exc, google_auth_exceptions.GoogleAuthError):
+        cause = exc.__cause__
+        return f"sign-in failed ({describe_failure(cause) if cause is not None else exc})"
+    return describe_failure(exc)
