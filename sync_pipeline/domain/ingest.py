@@ -11,7 +11,7 @@ import pandas as pd
 from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_NUMBER_PATTERN, FIELD_NAMES
 from sync_pipeline.domain.hashing import row_hashes
 from sync_pipeline.domain.headers import map_headers
-from sync_pipeline.domain.normalise import clean_cells, normalise_records
+from sync_pipeline.domain.normalise import clean_cells, read_records
 from sync_pipeline.domain.schema import find_rejections
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import HeaderReport, RawSheet, Rejection, SheetSnapshot
@@ -78,17 +78,16 @@ def ingest_sheet(raw: RawSheet, rules: IngestRules) -> SheetSnapshot:
     if not header.ok:
         return _snapshot(raw, header, rows_read, empty_valid_frame(), (), started, notes)
 
-    data = cells[non_blank]
-    raw_fields = pd.DataFrame(
-        {
-            field: (data[col] if col in data.columns else pd.Series(None, index=data.index, dtype=object)).astype(
-                object
-            )
-            for field, col in header.columns.items()
-        },
-        index=data.index,
-    )
-    records = normalise_records(raw_fields, rules.timezone)
+    def by_field(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[non_blank]
+        missing = pd.Series(None, index=rows.index, dtype=object)
+        return pd.DataFrame(
+            {field: rows[col] if col in rows.columns else missing for field, col in header.columns.items()},
+            index=rows.index,
+        )
+
+    raw_fields = by_field(cells)
+    records = read_records(by_field(cleaned), rules.timezone)
     rejections = find_rejections(records, raw_fields, header, rules.seller_number_pattern, rules.required_fields)
     rejected_rows = {r.sheet_row for r in rejections}
     valid = records[~records.index.isin(list(rejected_rows))].copy()

@@ -32,10 +32,23 @@ class Invalid:
 # Invisible characters that survive NFKC and that spreadsheets and web forms leave behind: soft hyphen, zero-width
 # space/joiners, direction marks and embeddings, word joiner, invisible operators, isolates, BOM. Lone surrogates
 # cannot be encoded (the content hash is md5 of UTF-8), so they go too.
-_INVISIBLE = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]")
+INVISIBLE_CHARACTERS: Final = (
+    0x00AD,
+    0xFEFF,
+    *range(0x200B, 0x2010),
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x206A),
+    *range(0xD800, 0xE000),
+)
 # Control characters become spaces: a tab or newline inside a cell separates words; others (incl. \x1f, the
 # separator of the content hash) must never reach the database.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_CHARACTERS: Final = (*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+# One str.translate pass does both (several times faster than two regex substitutions).
+_CLEANING_TABLE: Final[dict[int, str | None]] = {
+    **{code: " " for code in CONTROL_CHARACTERS},
+    **{code: None for code in INVISIBLE_CHARACTERS},
+}
 _WHITESPACE_RUN = re.compile(r"\s+")
 _NORMAL_FORM: Final = "NFKC"  # full-width letters/digits → ASCII, half-width kana → full-width, NBSP/U+3000 → space
 
@@ -49,9 +62,7 @@ def _none_if_empty(series: pd.Series) -> pd.Series:
 def clean_cells(series: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, control characters as spaces, trimmed; empty → None."""
     text = series.astype(object).where(series.notna(), None)
-    text = text.str.replace(_INVISIBLE, "", regex=True)
-    text = text.str.normalize(_NORMAL_FORM)
-    text = text.str.replace(_CONTROL, " ", regex=True)
+    text = text.str.translate(_CLEANING_TABLE).str.normalize(_NORMAL_FORM)
     return _none_if_empty(text.str.strip())
 
 
@@ -370,9 +381,8 @@ def parse_amounts(cleaned: pd.Series) -> pd.Series:
 # --- one column, one frame ------------------------------------------------------------------------------------
 
 
-def normalise_column(raw: pd.Series, kind: FieldKind, timezone: str) -> pd.Series:
-    """Clean one column of raw cell text and read it as `kind`."""
-    cleaned = clean_cells(raw)
+def read_column(cleaned: pd.Series, kind: FieldKind, timezone: str) -> pd.Series:
+    """Read one column of cleaned cell text (see `clean_cells`) as `kind`."""
     if kind is FieldKind.KEY:
         return normalise_seller_number(cleaned)
     if kind is FieldKind.PHONE:
@@ -388,18 +398,28 @@ def normalise_column(raw: pd.Series, kind: FieldKind, timezone: str) -> pd.Serie
     return normalise_text(cleaned)
 
 
-def normalise_records(raw: pd.DataFrame, timezone: str) -> pd.DataFrame:
-    """The typed record frame (columns `FIELD_NAMES`, object dtype) from raw cell text keyed by field name.
+def normalise_column(raw: pd.Series, kind: FieldKind, timezone: str) -> pd.Series:
+    """Clean one column of raw cell text and read it as `kind`."""
+    return read_column(clean_cells(raw), kind, timezone)
 
-    Fields absent from `raw` come out as all-None columns; the index (the sheet row) is kept.
+
+def read_records(cleaned: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """The typed record frame (columns `FIELD_NAMES`, object dtype) from cleaned cell text keyed by field name.
+
+    Fields absent from `cleaned` come out as all-None columns; the index (the sheet row) is kept.
     """
     columns: dict[str, pd.Series] = {}
     for name in FIELD_NAMES:
-        if name in raw.columns:
-            columns[name] = normalise_column(raw[name], FIELD_BY_NAME[name].kind, timezone)
+        if name in cleaned.columns:
+            columns[name] = read_column(cleaned[name], FIELD_BY_NAME[name].kind, timezone)
         else:
-            columns[name] = pd.Series(None, index=raw.index, dtype=object)
-    return pd.DataFrame(columns, index=raw.index)
+            columns[name] = pd.Series(None, index=cleaned.index, dtype=object)
+    return pd.DataFrame(columns, index=cleaned.index)
+
+
+def normalise_records(raw: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """`read_records` of raw cell text: every column cleaned first."""
+    return read_records(raw.apply(clean_cells) if len(raw.columns) else raw, timezone)
 
 
 # --- one value (for callers outside the hot path, and for tests) ----------------------------------------------
