@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -221,20 +221,7 @@ class SyncService:
                     now,
                 )
             else:
-                self.db.audit.log_records(
-                    conn,
-                    sync_id,
-                    [
-                        RecordLog(
-                            r.seller_number,
-                            RecordAction.REJECTED,
-                            r.sheet_row,
-                            {"rule": r.rule, "cell": r.cell, "column": r.column},
-                        )
-                        for r in snapshot.rejections
-                    ],
-                    now,
-                )
+                self.db.audit.log_records(conn, sync_id, rejected_row_logs(snapshot.rejections), now)
                 self.db.audit.log_errors(conn, sync_id, [rejection_error(r) for r in snapshot.rejections], now)
         self.progress("validate", len(snapshot.valid), len(snapshot.valid))
         return SheetRead(
@@ -592,6 +579,22 @@ class SyncService:
             ),
             message="dry run: nothing was written",
         )
+
+
+def rejected_row_logs(rejections: Sequence[Rejection]) -> list[RecordLog]:
+    """One record log per rejected row (a row may break several rules: they are listed together)."""
+    by_row: dict[int, list[Rejection]] = {}
+    for r in rejections:
+        by_row.setdefault(r.sheet_row, []).append(r)
+    return [
+        RecordLog(
+            next((r.seller_number for r in rs if r.seller_number), None),
+            RecordAction.REJECTED,
+            row,
+            {"rules": [r.rule for r in rs], "cells": [r.cell for r in rs if r.cell]},
+        )
+        for row, rs in sorted(by_row.items())
+    ]
 
 
 def rejection_error(r: Rejection) -> ErrorLog:
