@@ -72,5 +72,8 @@ def classify(sheet: pd.DataFrame, state: pd.DataFrame, *, force_keys: frozenset[
     action[present & forced] = Action.UPDATE.value
     action[~present] = Action.INSERT.value
     plan["action"] = action
-    plan["expected_version"] = plan["db_version"].map(lambda v: None if pd.isna(v) else int(v)).astype(object)
+    # Python ints and None: a plain `map` infers float64 (1.0, NaN) when inserts and updates are mixed, and Postgres
+    # COPY then refuses "1.0" for the integer staging column (invalid input syntax for type integer).
+    db_version = plan["db_version"]
+    plan["expected_version"] = db_version.astype("Int64").astype(object).where(db_version.notna(), None)
     return plan

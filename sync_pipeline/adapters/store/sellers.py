@@ -24,6 +24,7 @@ from sync_pipeline.domain.hashing import HASH_FIELDS, SEPARATOR, TIMESTAMP_TEXT_
 STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
 SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
 STAGE_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, *PROPERTY_FIELDS, "sheet_row", "row_hash", "expected_version")
+_TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKind.EMAIL})  # blank text is empty too
 
 
 def _stage_table(dialect: str) -> sa.Table:
@@ -111,9 +112,13 @@ class SellerStore:
         statement = insert(sellers).from_select(
             [*data_columns, "version", "synced_version", "synced_at", "created_at", "updated_at"], source
         )
+        # Correlated to the conflicting row through the literal name `excluded`: given `statement.excluded`, SQLAlchemy
+        # adds `sellers AS excluded` to the subquery's own FROM (an INSERT has no FROM to correlate with), which then
+        # matches every staged row — Postgres: "more than one row returned by a subquery"; SQLite: silently the first
+        # row's version, so the other updates of the chunk were skipped as conflicts.
         expected = (
             sa.select(stage.c.expected_version)
-            .where(stage.c.seller_number == statement.excluded.seller_number)
+            .where(stage.c.seller_number == sa.literal_column("excluded.seller_number"))
             .scalar_subquery()
         )
         statement = statement.on_conflict_do_update(
@@ -187,4 +192,33 @@ class SellerStore:
             query = query.where(sellers.c.seller_number.in_(list(keys)))
         rows = conn.execute(query).all()
         columns = ["seller_number", "db_hash", *(c for c in STATE_COLUMNS if c != "seller_number"), "has_property"]
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
+
+    def missing_required(self, conn: sa.Connection, required_fields: Sequence[str]) -> pd.DataFrame:
+        """[seller_number, field, sheet_row] of every seller whose required field is empty in the database.
+
+        One scan per required field (UNION ALL), returning only the offenders. A property field is only checked where
+        the property record exists (a missing record is its own integrity rule).
+        """
+        joined = sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id)
+        selects = []
+        for name in required_fields:
+            spec = FIELD_BY_NAME[name]
+            table = sellers if name in sellers.c else properties
+            column = table.c[name]
+            empty: sa.ColumnElement[bool] = column.is_(None)
+            if spec.kind in _TEXT_KINDS:
+                empty = sa.or_(empty, sa.func.trim(column) == "")
+            if table is properties:
+                empty = sa.and_(properties.c.id.is_not(None), empty)
+            selects.append(
+                sa.select(sellers.c.seller_number, sa.literal(name).label("field"), sellers.c.sheet_row)
+                .select_from(joined)
+                .where(empty)
+            )
+        columns = ["seller_number", "field", "sheet_row"]
+        if not selects:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        query = selects[0] if len(selects) == 1 else sa.union_all(*selects)
+        rows = conn.execute(query).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
