@@ -78,7 +78,7 @@ def _run_job(db: Database, source_text: str, worksheet: str | None) -> dict[str,
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     with _stdout_to_stderr(), instance:
-        result = defs.get_job_def("seller_sync_job").execute_in_process(
+        result = defs.resolve_job_def("seller_sync_job").execute_in_process(
             instance=instance,
             raise_on_error=False,
             resources={
@@ -94,9 +94,23 @@ def _run_job(db: Database, source_text: str, worksheet: str | None) -> dict[str,
             failure.error.message.strip() if failure and failure.error else "the run failed before starting a sync"
         )
         summary = {"status": SyncStatus.FAILED.value, "sync_id": None, "run_id": result.run_id, "message": message}
+    elif summary["status"] == SyncStatus.RUNNING.value and not result.success:
+        # The run failed outside our steps' own error handling (e.g. in Dagster's output handling): close the sync.
+        from sync_pipeline.services.sync import SyncService
+
+        SyncService(db).fail(summary["sync_id"], RuntimeError(_run_failure_message(result)))
+        summary = summary_for_run(db, result.run_id) or summary
     summary["run_id"] = result.run_id
     summary["dagster_success"] = result.success
     return summary
+
+
+def _run_failure_message(result: Any) -> str:
+    """The first step failure of a Dagster run, as one line for the operator."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            return f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
+    return "the Dagster run failed before the sync started (see the run's event log)"
 
 
 def _dry_run(db: Database, source_text: str, worksheet: str | None) -> dict[str, Any]:

@@ -1,7 +1,5 @@
 """The seller assets: the sheet as read and validated, and the database tables it is synced into."""
 
-from __future__ import annotations
-
 from collections import Counter
 
 import dagster as dg
@@ -57,7 +55,7 @@ def _progress(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def
 )
 def seller_sheet(
     context: dg.AssetExecutionContext, database: SyncDatabase, sheet: SellerSheet
-) -> dg.MaterializeResult[SheetRead]:
+):  # no return annotation: Dagster would type the output as Nothing (checks make it multi-output)
     """The seller spreadsheet as this sync read it: the valid seller records, and every rejected row with its reason.
 
     Read once (one request for the whole sheet), normalised (NFKC, trimmed, dates and amounts parsed) and validated
@@ -139,7 +137,7 @@ def _failure_table(read: SheetRead) -> str:
 @dg.asset(group_name=GROUP, pool=POOL, kinds={"sqlalchemy"})
 def sellers_table(
     context: dg.AssetExecutionContext, seller_sheet: SheetRead, database: SyncDatabase
-) -> dg.MaterializeResult[dict]:
+):  # no return annotation: Dagster would type the output as Nothing (checks make it multi-output)
     """The `sellers` and `properties` tables, kept in step with the sheet.
 
     Applies the diff (insert / update / unchanged / conflict) in chunked transactions under the sync lock: upserts
