@@ -190,6 +190,14 @@ def test_era_constants_are_the_first_gregorian_years() -> None:
     assert (REIWA_FIRST_YEAR, HEISEI_FIRST_YEAR, SHOWA_FIRST_YEAR) == (2019, 1989, 1926)
 
 
+def test_serials_across_the_whole_window() -> None:
+    # The far end is past what a nanosecond timedelta can hold (292 years): it must still parse, not crash.
+    assert value("18264", FieldKind.DATE) == dt.date(1950, 1, 1)
+    assert value("109574", FieldKind.DATE) == dt.date(2199, 12, 31)
+    assert value("109574.5", FieldKind.DATETIME, "UTC") == dt.datetime(2199, 12, 31, 12, 0)
+    assert "serial" in reason("109576", FieldKind.DATE)
+
+
 def test_serial_origin_matches_sheets_and_excel() -> None:
     # 1900-03-01 is serial 61 in both Excel and Google Sheets (Excel's phantom 1900-02-29 is serial 60).
     assert SERIAL_ORIGIN + pd.Timedelta(days=61) == pd.Timestamp("1900-03-01")

@@ -22,7 +22,7 @@ MAX_TITLE_ROWS: Final = 5
 _HEADER_NOISE = re.compile(r"[\s_\-\u2010-\u2015\u2212.・･*※]")
 # A trailing note in brackets: 売主番号（必須）, 電話番号(ハイフンあり), 更新日時【自動】. NFKC has already turned
 # full-width brackets into ASCII ones where a compatibility form exists.
-_TRAILING_NOTE = re.compile(r"\s*[(\[【〔<〈《「『][^()\[\]【】〔〕<>〈〉《》「」『』]*[)\]】〕>〉》」』]\s*$")
+_TRAILING_NOTE = re.compile(r"[(\[【〔<〈《「『][^()\[\]【】〔〕<>〈〉《》「」『』]*[)\]】〕>〉》」』]$")
 # A note that states a unit (査定額（万円）) changes what the numbers mean: such a header is left unmatched rather
 # than read as whole yen and synced ten thousand times too small.
 _UNIT_NOTE = re.compile(r"[万千億]")
@@ -34,7 +34,7 @@ def normalise_header(text: str) -> str:
     folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).strip()
     note = _TRAILING_NOTE.search(folded)
     if note and not _UNIT_NOTE.search(note.group()) and note.start() > 0:
-        folded = folded[: note.start()]
+        folded = folded[: note.start()].rstrip()
     return _HEADER_NOISE.sub("", folded).casefold()
 
 

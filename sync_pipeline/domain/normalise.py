@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Final
 
 import numpy as np
@@ -110,10 +110,12 @@ def normalise_email(cleaned: pd.Series) -> pd.Series:
 # Google Sheets and Excel count days from 1899-12-30: Lotus 1-2-3 treated 1900 as a leap year, Excel kept the bug
 # for compatibility, and Sheets moved the origin back one day so that serials after 1900-03-01 agree with Excel.
 SERIAL_ORIGIN: Final = pd.Timestamp("1899-12-30")
+_SERIAL_ORIGIN_SECONDS: Final = np.datetime64("1899-12-30T00:00:00", "s")
+SECONDS_PER_DAY: Final = 86_400
 # A bare number is read as a serial only inside this window (1950-01-01 .. 2199-12-31): smaller or larger numbers in
 # a date column are typos or amounts, not dates anyone in the office typed.
-MIN_DATE_SERIAL: Final = 18264
-MAX_DATE_SERIAL: Final = 109572
+MIN_DATE_SERIAL: Final = (pd.Timestamp("1950-01-01") - SERIAL_ORIGIN).days  # 18264
+MAX_DATE_SERIAL: Final = (pd.Timestamp("2199-12-31") - SERIAL_ORIGIN).days + 1  # 109575: up to 2199-12-31 23:59
 # Calendar years accepted at all: nothing in a seller sheet predates 1900, and a year past 2199 is a typo.
 MIN_YEAR: Final = 1900
 MAX_YEAR: Final = 2199
@@ -219,8 +221,11 @@ def _moments(cleaned: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     serial_rows = serial.notna()
     in_window = serial_rows & serial.between(MIN_DATE_SERIAL, MAX_DATE_SERIAL)
     if in_window.any():
-        days = pd.to_timedelta(serial[in_window], unit="D")
-        stamps[in_window] = (SERIAL_ORIGIN + days).dt.round("s")  # float days carry sub-second noise
+        # Whole seconds (float days carry sub-second noise), added in second resolution: a nanosecond timedelta
+        # overflows past 292 years, well inside the window.
+        seconds = np.round(serial[in_window].to_numpy(dtype=float) * SECONDS_PER_DAY).astype("int64")
+        moments = _SERIAL_ORIGIN_SECONDS + seconds.astype("timedelta64[s]")
+        stamps[in_window] = pd.Series(moments.astype("datetime64[us]"), index=serial[in_window].index)
     reasons[in_window] = None
     reasons[serial_rows & ~in_window] = _SERIAL_OUT_OF_RANGE
 
@@ -312,31 +317,29 @@ _TOO_LARGE_AMOUNT: Final = "it is too large to be an amount of yen"
 
 
 def _unit_amount(text: str) -> int | Invalid:
-    """One amount written with 億/万/千 (rare enough that a per-cell loop is the clear way)."""
-    total = Decimal(0)
-    group = Decimal(0)  # the part before the next big unit, e.g. 5千 in 3億5千万
-    pending: Decimal | None = None  # the number just read, waiting for its unit
+    """One amount written with 億/万/千 (rare enough that a per-cell loop is the clear way). Exact arithmetic:
+    1.5億 is 150,000,000 and 1.23456万 is not a whole number of yen."""
+    total = Fraction(0)
+    group = Fraction(0)  # the part before the next big unit, e.g. 5千 in 3億5千万
+    pending: Fraction | None = None  # the number just read, waiting for its unit
     last_big: int | None = None
     small_seen = False
-    try:
-        for token in _UNIT_TOKEN.findall(text):
-            if token in BIG_UNITS:
-                unit = BIG_UNITS[token]
-                if (pending is None and not small_seen) or (last_big is not None and unit >= last_big):
-                    return Invalid(_NOT_AN_AMOUNT)
-                total += (group + (pending or 0)) * unit
-                group, pending, last_big, small_seen = Decimal(0), None, unit, False
-            elif token in SMALL_UNITS:
-                if pending is None or small_seen:
-                    return Invalid(_NOT_AN_AMOUNT)
-                group += pending * SMALL_UNITS[token]
-                pending, small_seen = None, True
-            else:
-                pending = Decimal(token)
-    except InvalidOperation:
-        return Invalid(_NOT_AN_AMOUNT)
+    for token in _UNIT_TOKEN.findall(text):
+        if token in BIG_UNITS:
+            unit = BIG_UNITS[token]
+            if (pending is None and not small_seen) or (last_big is not None and unit >= last_big):
+                return Invalid(_NOT_AN_AMOUNT)
+            total += (group + (pending or 0)) * unit
+            group, pending, last_big, small_seen = Fraction(0), None, unit, False
+        elif token in SMALL_UNITS:
+            if pending is None or small_seen:
+                return Invalid(_NOT_AN_AMOUNT)
+            group += pending * SMALL_UNITS[token]
+            pending, small_seen = None, True
+        else:
+            pending = Fraction(token)
     total += group + (pending or 0)
-    if total != total.to_integral_value():
+    if total.denominator != 1:
         return Invalid(_FRACTIONAL_AMOUNT)
     if total > MAX_AMOUNT_YEN:
         return Invalid(_TOO_LARGE_AMOUNT)

@@ -62,6 +62,12 @@ _FIX_HINTS: Final[Mapping[FieldKind, str]] = {
 }
 
 
+def seller_number_regex(pattern: str) -> re.Pattern[str]:
+    """The configured seller-number pattern, compiled as it is applied: ASCII, so that \\d means 0-9 only (NFKC
+    turns full-width digits into ASCII ones, but Arabic-Indic or Devanagari digits would otherwise pass)."""
+    return re.compile(pattern, re.ASCII)
+
+
 def _is_invalid(series: pd.Series) -> pd.Series:
     return series.map(lambda value: isinstance(value, Invalid)).astype(bool)
 
@@ -74,7 +80,7 @@ def _no_longer_than(limit: int) -> pa.Check:
 @functools.lru_cache(maxsize=16)
 def build_schema(seller_number_pattern: str, required_fields: tuple[str, ...]) -> pa.DataFrameSchema:
     """The schema of the normalised record frame (object columns, index = sheet row) under these settings."""
-    key_pattern = re.compile(seller_number_pattern)
+    key_pattern = seller_number_regex(seller_number_pattern)
     columns: dict[str, pa.Column] = {}
     for spec in FIELDS:
         checks: list[pa.Check] = []
@@ -157,7 +163,7 @@ def find_rejections(
 
     keys = records[KEY_FIELD]
     readable = keys.where(
-        keys.str.fullmatch(re.compile(seller_number_pattern)).fillna(False).astype(bool)
+        keys.str.fullmatch(seller_number_regex(seller_number_pattern)).fillna(False).astype(bool)
         & ~(keys.str.len() > MAX_LENGTHS[KEY_FIELD]).fillna(False).astype(bool),
         None,
     )
