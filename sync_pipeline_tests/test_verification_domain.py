@@ -78,7 +78,7 @@ def _frames(states: dict[str, str], orphans: list[str]) -> tuple[pd.DataFrame, p
             db.update(db_hash="no-property", has_property=False)
         db_rows.append(db)
     for key in orphans:
-        db_rows.append({**db_rows[0], "seller_number": key} if db_rows else _orphan(key))
+        db_rows.append(_orphan(key))
     sheet = pd.DataFrame(sheet_rows, columns=["seller_number", "row_hash", "sheet_updated_at", "sheet_row"])
     db_frame = pd.DataFrame(db_rows, columns=list(DB_COLUMNS)) if db_rows else empty_db_frame()
     return sheet, db_frame.astype(object)

@@ -86,6 +86,7 @@ class Verification:
     orphans: frozenset[str]
     integrity: tuple[IntegrityIssue, ...] = ()
     seconds: float = 0.0
+    sheet_rows: Mapping[str, int] = field(default_factory=dict, compare=False)  # sheet row of each gap / stale key
 
     @property
     def status(self) -> VerificationStatus:
@@ -297,6 +298,7 @@ def verify_frames(
     gaps, stale, kept, orphans, matched = compare(sheet, db, not_orphans=not_orphans)
     sheet_rows = pd.Series(sheet["sheet_row"].to_numpy(), index=sheet[KEY_FIELD].to_numpy())
     issues = integrity_issues(db, missing_required, rules, sheet_rows=sheet_rows, columns=columns)
+    repair = sheet_rows[sheet_rows.index.isin(list(gaps | stale))]
     return Verification(
         sheet_valid_count=len(sheet),
         db_matched_count=matched,
@@ -307,6 +309,7 @@ def verify_frames(
         orphans=orphans,
         integrity=issues,
         seconds=seconds,
+        sheet_rows={str(k): int(r) for k, r in repair.items()},
     )
 
 
