@@ -205,3 +205,9 @@ def test_domain_does_not_import_dagster_or_sqlalchemy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_property_33_format_check_uses_ascii_digits_like_ingestion() -> None:
+    sheet, db = _frames({"AB00001": "in_step"}, ["AB٠١٢٣٤"])  # Arabic-Indic digits: \d without re.ASCII accepts them
+    v = verify_frames(sheet, db, empty_missing_frame(), RULES)
+    assert [(i.seller_number, i.rule) for i in v.integrity] == [("AB٠١٢٣٤", IntegrityRule.SELLER_NUMBER_FORMAT)]

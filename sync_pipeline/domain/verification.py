@@ -27,6 +27,7 @@ import pandas as pd
 
 from sync_pipeline.domain.diff import edited_outside
 from sync_pipeline.domain.fields import FIELD_BY_NAME, KEY_FIELD
+from sync_pipeline.domain.schema import seller_number_regex
 from sync_pipeline.domain.sheet import a1
 
 SAMPLE_SIZE = 20  # seller numbers quoted per figure in the audit row, check metadata and alert messages
@@ -217,7 +218,8 @@ def integrity_issues(
     (sheet row by seller number) and `columns` (field -> 0-based column) locate the cell to fix.
     """
     keys = db[KEY_FIELD].astype(object)
-    bad_format = db.loc[~keys.astype(str).str.fullmatch(rules.seller_number_pattern).fillna(False).astype(bool)]
+    pattern = seller_number_regex(rules.seller_number_pattern)  # compiled as ingestion applies it: ASCII digits only
+    bad_format = db.loc[~keys.astype(str).str.fullmatch(pattern).fillna(False).astype(bool)]
     synced = db["synced_version"].notna()
     has_property = db["has_property"].astype(object).map(bool).astype(bool)
     no_property = db.loc[synced & ~has_property]
