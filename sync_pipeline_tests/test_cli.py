@@ -1,0 +1,132 @@
+"""The `sync-pipeline` command end to end, as an operator runs it: a real subprocess, the bundled sample sheet,
+a fresh SQLite or Postgres database and a real Dagster instance. Touches no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.sheets.file import FileSheetSource
+from sync_pipeline.adapters.store.engine import make_engine
+from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
+from sync_pipeline.domain.settings import Settings
+from sync_pipeline.services.sources import DEFAULT_SHEET_SOURCE
+
+CLI = str(Path(sys.executable).parent / "sync-pipeline")
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+    done = cli(*args, "--json", env=env)
+    try:
+        return done.returncode, json.loads(done.stdout)  # standard output is the JSON object and nothing else
+    except json.JSONDecodeError:
+        pytest.fail(f"stdout is not one JSON object:\n{done.stdout[:2000]}\nstderr:\n{done.stderr[-2000:]}")
+
+
+def sellers_count(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM sellers")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sample_expectation() -> tuple[int, int]:
+    snapshot = ingest_sheet(FileSheetSource(DEFAULT_SHEET_SOURCE).read(), IngestRules.from_settings(Settings()))
+    return len(snapshot.valid), len({r.sheet_row for r in snapshot.rejections})
+
+
+DOCUMENTED_KEYS = {
+    "status",
+    "sync_id",
+    "run_id",
+    "rows_read",
+    "valid",
+    "rejected",
+    "inserted",
+    "updated",
+    "unchanged",
+    "conflicts",
+    "failed",
+    "gaps_found",
+    "gaps_resynced",
+    "duration_s",
+    "phases",
+}
+
+
+def test_sync_of_the_sample_then_again_writes_nothing(
+    database_url: str, tmp_path: Path, sample_expectation: tuple[int, int]
+) -> None:
+    valid, rejected = sample_expectation
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {"DAGSTER_HOME": str(home)}
+    code, first = cli_json("sync", "--source", str(DEFAULT_SHEET_SOURCE), "--database-url", database_url, env=env)
+    assert code == 0, first
+    assert DOCUMENTED_KEYS <= set(first)
+    assert set(first["phases"]) == {"fetch", "validate", "compare", "update", "verify"}
+    assert (first["inserted"], first["valid"], first["rejected"]) == (valid, valid, rejected)
+    assert all(r["row"] and r["cell"] for r in first["rejections"])  # each rejected row is named with its cell
+    assert sellers_count(database_url) == valid
+
+    code, second = cli_json("sync", "--source", str(DEFAULT_SHEET_SOURCE), "--database-url", database_url, env=env)
+    assert code == 0
+    assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, valid)
+    # Both runs are in the Dagster instance's run history.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(first["run_id"]) is not None
+        assert instance.get_run_by_id(second["run_id"]) is not None
+
+
+def test_dry_run_shows_what_would_change_and_writes_nothing(
+    tmp_path: Path, sample_expectation: tuple[int, int]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'dry.db'}"
+    code, out = cli_json("sync", "--dry-run", "--database-url", url)
+    assert code == 0 and out["dry_run"] is True
+    assert len(out["would_insert"]) == sample_expectation[0]
+    assert sellers_count(url) == 0
+
+
+def test_a_failed_sync_exits_non_zero_with_a_message(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fail.db'}"
+    missing = tmp_path / "no-such-sheet.csv"
+    code, out = cli_json("sync", "--source", str(missing), "--database-url", url)
+    assert code == 1
+    assert out["status"] == "failed"
+    assert str(missing) in json.dumps(out, ensure_ascii=False)
+
+
+def test_audit_settings_and_db_commands(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    code, summary = cli_json("sync", "--database-url", url)
+    assert code == 0
+    rejected_key = next(r["seller_number"] for r in summary["rejections"] if r["seller_number"])
+    code, rows = cli_json("audit", "--seller", rejected_key, "--database-url", url)
+    assert [r["sync_id"] for r in rows] == [summary["sync_id"]]
+    code, rows = cli_json("audit", "--status", "failed", "--database-url", url)
+    assert rows == []
+
+    refused = cli("settings", "set", "sync_interval_minutes=0", "--database-url", url)
+    assert refused.returncode == 2 and "sync_interval_minutes" in refused.stderr and "at least 1" in refused.stderr
+    code, shown = cli_json("settings", "set", "gap_threshold=4", "auto_recovery=off", "--database-url", url)
+    assert (shown["gap_threshold"], shown["auto_recovery"]) == ("4", "false")
+
+    assert "at revision 0001" in cli("db", "current", "--database-url", url).stdout
+    assert "none (empty)" in cli("db", "downgrade", "base", "--database-url", url).stdout
+    assert "at revision 0001" in cli("db", "upgrade", "--database-url", url).stdout
