@@ -122,7 +122,7 @@ def _pattern(value: object) -> str | None:
 
 
 def _required(value: object) -> str | None:
-    names = tuple(value)  # type: ignore[call-overload]
+    names: tuple[str, ...] = tuple(value) if isinstance(value, (tuple, list)) else (str(value),)
     unknown = [n for n in names if n not in FIELD_NAMES]
     if unknown:
         return f"names unknown fields {unknown}; fields are {', '.join(FIELD_NAMES)}"

@@ -20,7 +20,7 @@ def _iso(value: object) -> str | None:
     return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else None
 
 
-def sync_summary(db: Database, row: Mapping[str, Any]) -> dict[str, Any]:
+def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
     """The documented summary of one sync, built from its audit row (so a failed sync has one too)."""
     with db.engine.connect() as conn:
         errors = list(

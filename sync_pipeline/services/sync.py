@@ -634,7 +634,7 @@ def _record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]:
     return logs
 
 
-def _conflict_detail(row: Mapping[str, Any], lost: frozenset[str]) -> dict[str, Any]:
+def _conflict_detail(row: Mapping[Any, Any], lost: frozenset[str]) -> dict[str, Any]:
     key = row["seller_number"]
     if key in lost:
         resolution = "skipped_changed_underneath"
