@@ -86,7 +86,7 @@ def install_reject_trigger(engine: sa.Engine, key: str) -> None:
             conn.exec_driver_sql(
                 f"CREATE FUNCTION {REJECT_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                 f"IF NEW.seller_number = '{literal}' THEN "
-                f"RAISE EXCEPTION 'seller % refused by the test trigger', NEW.seller_number; END IF; "
+                f"RAISE EXCEPTION 'seller {literal} refused by the test trigger'; END IF; "
                 "RETURN NEW; END $$"
             )
             conn.exec_driver_sql(
