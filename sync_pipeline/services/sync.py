@@ -204,7 +204,7 @@ class SyncService:
                 sync_id,
                 rows_read=snapshot.rows_read,
                 valid_count=len(snapshot.valid),
-                rejected_count=len(snapshot.rejections),
+                rejected_count=len({r.sheet_row for r in snapshot.rejections}),
                 header_mapping=dict(snapshot.header.mapping),
                 header_fingerprint=snapshot.header.fingerprint,
                 heartbeat_at=now,
