@@ -20,7 +20,7 @@ postgres:
 	@bash .ci/postgres
 
 test: setup postgres
-	@$(UV) run --frozen ruff check sync_pipeline sync_pipeline_tests benchmarks sql
+	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen mypy
 	@$(UV) run --frozen dagster definitions validate -m sync_pipeline.definitions >/dev/null
 	@$(UV) run --frozen pytest
