@@ -339,3 +339,19 @@ def test_verification_samples_are_bounded_when_many_sellers_are_missing(db: Data
     with db.engine.connect() as conn:
         messages = list(conn.execute(sa.select(sync_alerts.c.message)).scalars())
     assert any("and 25 more" in m for m in messages)
+
+
+def test_database_hash_equals_the_sheet_hash_with_empty_optional_fields(db: Database) -> None:
+    """The stored-content hash computed in SQL (concat_ws on Postgres, || on SQLite) matches domain.hashing."""
+    rows = [
+        seller_row("VF00001"),
+        seller_row("VF00002", phone="", email="", amount="", inquiry_date="", updated=""),
+        seller_row("VF00003", property_type="", status="", address=""),
+    ]
+    sync_verify_repair(db, sheet(rows))
+    with db.engine.connect() as conn:
+        hashes = db.sellers.verification_hashes(conn)
+        state = db.sellers.load_state(conn)
+    merged = hashes.merge(state, on="seller_number")
+    assert len(merged) == 3
+    assert (merged["db_hash"] == merged["row_hash"]).all(), merged[["seller_number", "db_hash", "row_hash"]]

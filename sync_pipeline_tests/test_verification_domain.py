@@ -14,19 +14,23 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sync_pipeline.domain.diff import STATE_COLUMNS, empty_state
 from sync_pipeline.domain.verification import (
-    DB_COLUMNS,
+    HASH_COLUMNS,
     MISSING_COLUMNS,
     IntegrityRule,
     IntegrityRules,
+    Verification,
     VerificationStatus,
-    empty_db_frame,
+    differing_keys,
+    empty_hash_frame,
     empty_missing_frame,
     verify_frames,
 )
 
 SYNCED_AT = dt.datetime(2025, 1, 10, 9, 0, 0)
 SHEET_TIME = dt.datetime(2025, 1, 5, 12, 0, 0)  # the sheet row's 更新日時, before the sync wrote it
+DB_COLUMNS = tuple(dict.fromkeys((*HASH_COLUMNS, *STATE_COLUMNS)))  # one test row carries both parts
 RULES = IntegrityRules(seller_number_pattern=r"^[A-Z]{2}\d{5}$", required_fields=("seller_number", "name"))
 
 # What happened to a sheet seller in the database since the sync wrote it; each maps to one expected verdict.
@@ -80,8 +84,17 @@ def _frames(states: dict[str, str], orphans: list[str]) -> tuple[pd.DataFrame, p
     for key in orphans:
         db_rows.append(_orphan(key))
     sheet = pd.DataFrame(sheet_rows, columns=["seller_number", "row_hash", "sheet_updated_at", "sheet_row"])
-    db_frame = pd.DataFrame(db_rows, columns=list(DB_COLUMNS)) if db_rows else empty_db_frame()
+    db_frame = pd.DataFrame(db_rows, columns=list(DB_COLUMNS)) if db_rows else pd.DataFrame(columns=list(DB_COLUMNS))
     return sheet, db_frame.astype(object)
+
+
+def run(sheet: pd.DataFrame, db: pd.DataFrame, missing: pd.DataFrame | None = None, **kwargs: object) -> Verification:
+    """Verify as the service does: hashes of every row, bookkeeping of the differing rows only."""
+    hashes = db.loc[:, list(HASH_COLUMNS)]
+    differing = differing_keys(sheet, hashes)
+    state = db.loc[db["seller_number"].isin(list(differing)), list(STATE_COLUMNS)] if differing else empty_state()
+    missing = empty_missing_frame() if missing is None else missing
+    return verify_frames(sheet, hashes, state, missing, RULES, **kwargs)  # type: ignore[arg-type]
 
 
 def _orphan(key: str) -> dict[str, object]:
@@ -106,7 +119,7 @@ def test_property_02_gap_maths_classifies_every_seller_like_the_sync_rules(
 ) -> None:
     orphans = sorted(_key(i) for i in orphan_ids)
     sheet, db = _frames(states, orphans)
-    v = verify_frames(sheet, db, empty_missing_frame(), RULES)
+    v = run(sheet, db)
 
     def having(*wanted: str) -> frozenset[str]:
         return frozenset(k for k, s in states.items() if s in wanted)
@@ -140,16 +153,16 @@ def test_kept_conflict_ties_go_to_the_database_like_the_diff() -> None:
     """An application edit at exactly the sheet's 更新日時 is kept: the sheet wins only when strictly newer."""
     sheet, db = _frames({"AB00001": "app_edit"}, [])
     sheet.loc[0, "sheet_updated_at"] = db.loc[0, "updated_at"]
-    assert verify_frames(sheet, db, empty_missing_frame(), RULES).kept_conflicts == {"AB00001"}
+    assert run(sheet, db).kept_conflicts == {"AB00001"}
     sheet.loc[0, "sheet_updated_at"] = db.loc[0, "updated_at"] + dt.timedelta(seconds=1)
-    assert verify_frames(sheet, db, empty_missing_frame(), RULES).stale == {"AB00001"}
+    assert run(sheet, db).stale == {"AB00001"}
     sheet.loc[0, "sheet_updated_at"] = None  # no 更新日時: the sheet cannot claim to be newer
-    assert verify_frames(sheet, db, empty_missing_frame(), RULES).kept_conflicts == {"AB00001"}
+    assert run(sheet, db).kept_conflicts == {"AB00001"}
 
 
 def test_rejected_sheet_keys_are_not_orphans() -> None:
     sheet, db = _frames({"AB00001": "in_step"}, ["AB00900", "AB00901"])
-    v = verify_frames(sheet, db, empty_missing_frame(), RULES, not_orphans=frozenset({"AB00900"}))
+    v = run(sheet, db, not_orphans=frozenset({"AB00900"}))
     assert v.orphans == {"AB00901"}
 
 
@@ -165,7 +178,7 @@ def test_property_33_format_and_32_required_issues_carry_rule_and_cell() -> None
         columns=list(MISSING_COLUMNS),
     )
     columns = {"seller_number": 0, "name": 1, "property_address": 5}
-    v = verify_frames(sheet, db, missing, RULES, columns=columns)
+    v = run(sheet, db, missing, columns=columns)
     found = {(i.seller_number, i.rule, i.field, i.cell) for i in v.integrity}
     assert found == {
         ("ab-12", IntegrityRule.SELLER_NUMBER_FORMAT, "seller_number", None),
@@ -180,13 +193,13 @@ def test_property_33_format_and_32_required_issues_carry_rule_and_cell() -> None
 def test_required_fields_outside_the_setting_are_ignored() -> None:
     sheet, db = _frames({"AB00001": "in_step"}, [])
     missing = pd.DataFrame([{"seller_number": "AB00001", "field": "phone", "sheet_row": 2}])
-    assert verify_frames(sheet, db, missing, RULES).integrity == ()
+    assert run(sheet, db, missing).integrity == ()
 
 
 def test_as_dict_samples_are_sorted_and_bounded() -> None:
     states = {_key(i): "absent" for i in range(50)}
     sheet, db = _frames(states, [])
-    summary = verify_frames(sheet, db, empty_missing_frame(), RULES).as_dict(sample_size=5)
+    summary = run(sheet, db).as_dict(sample_size=5)
     assert summary["gaps_found"] == 50
     assert summary["gaps"] == [_key(i) for i in range(5)]
     assert summary["status"] == "gaps"
@@ -194,7 +207,7 @@ def test_as_dict_samples_are_sorted_and_bounded() -> None:
 
 def test_empty_sheet_and_empty_database_verify_clean() -> None:
     sheet = pd.DataFrame(columns=["seller_number", "row_hash", "sheet_updated_at", "sheet_row"])
-    v = verify_frames(sheet, empty_db_frame(), empty_missing_frame(), RULES)
+    v = verify_frames(sheet, empty_hash_frame(), empty_state(), empty_missing_frame(), RULES)
     assert v.clean and v.sheet_valid_count == 0 and v.db_total_count == 0
 
 
@@ -209,5 +222,5 @@ def test_domain_does_not_import_dagster_or_sqlalchemy() -> None:
 
 def test_property_33_format_check_uses_ascii_digits_like_ingestion() -> None:
     sheet, db = _frames({"AB00001": "in_step"}, ["AB٠١٢٣٤"])  # Arabic-Indic digits: \d without re.ASCII accepts them
-    v = verify_frames(sheet, db, empty_missing_frame(), RULES)
+    v = run(sheet, db)
     assert [(i.seller_number, i.rule) for i in v.integrity] == [("AB٠١٢٣٤", IntegrityRule.SELLER_NUMBER_FORMAT)]
