@@ -75,7 +75,8 @@ def seller_sheet(
     snapshot = read.snapshot
     header = snapshot.header
     if not header.ok:
-        service.fail(sync_id, HeaderError(ErrorCategory.CONFIGURATION, "; ".join(i.message for i in header.issues)))
+        message = "; ".join(i.message for i in header.issues)
+        service.fail(sync_id, HeaderError(ErrorCategory.CONFIGURATION, message), log_error=False)
     by_rule = Counter(r.rule for r in snapshot.rejections)
     rejected_rows = len({r.sheet_row for r in snapshot.rejections})
     header_check = dg.AssetCheckResult(

@@ -205,6 +205,7 @@ class SyncService:
                 rows_read=snapshot.rows_read,
                 valid_count=len(snapshot.valid),
                 rejected_count=len({r.sheet_row for r in snapshot.rejections}),
+                source=raw.source,  # a Google source knows its worksheet's title only once it has read it
                 header_mapping=dict(snapshot.header.mapping),
                 header_fingerprint=snapshot.header.fingerprint,
                 heartbeat_at=now,
@@ -492,8 +493,13 @@ class SyncService:
             failures=result.failures,
         )
 
-    def fail(self, sync_id: str, exc: BaseException, *, phases: Mapping[str, float] | None = None) -> SyncStatus:
-        """Close a sync that raised: cancelled for an interruption (a BaseException), failed otherwise (P9)."""
+    def fail(
+        self, sync_id: str, exc: BaseException, *, phases: Mapping[str, float] | None = None, log_error: bool = True
+    ) -> SyncStatus:
+        """Close a sync that raised: cancelled for an interruption (a BaseException), failed otherwise (P9).
+
+        `log_error=False` when the cause is already in the error log (a header problem, logged per header by read).
+        """
         status = SyncStatus.FAILED if isinstance(exc, Exception) else SyncStatus.CANCELLED
         category = (
             exc.category
@@ -505,21 +511,17 @@ class SyncService:
             message = f"cancelled ({type(exc).__name__}); every chunk written so far is complete"
         now = self.db.clock.now()
         with self.db.engine.begin() as conn:
-            self.db.audit.log_errors(
-                conn,
-                sync_id,
-                [
-                    ErrorLog(
-                        category,
-                        message,
-                        rule=type(exc).__name__,
-                        seller_number=getattr(exc, "seller_number", None),
-                        sheet_row=getattr(exc, "sheet_row", None),
-                        cell=getattr(exc, "cell", None),
-                    )
-                ],
-                now,
-            )
+            errors = [
+                ErrorLog(
+                    category,
+                    message,
+                    rule=type(exc).__name__,
+                    seller_number=getattr(exc, "seller_number", None),
+                    sheet_row=getattr(exc, "sheet_row", None),
+                    cell=getattr(exc, "cell", None),
+                )
+            ]
+            self.db.audit.log_errors(conn, sync_id, errors if log_error else [], now)
             self.db.audit.finish(conn, sync_id, status=status, finished_at=now, message=message, phases=phases)
         return status
 
