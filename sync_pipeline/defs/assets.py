@@ -4,10 +4,12 @@ from collections import Counter
 
 import dagster as dg
 
+from sync_pipeline.defs.checks import SELLERS_TABLE_CHECKS, verification_check_results, verification_metadata
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
 from sync_pipeline.domain.audit import SyncKind
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError
 from sync_pipeline.services.sync import SAMPLE_SIZE, SheetRead, SyncService
+from sync_pipeline.services.verify import verify_and_record
 
 GROUP = "sellers"
 POOL = "seller_sync"  # dagster.yaml limits this pool to one run at a time (Requirement 9.3)
@@ -135,7 +137,7 @@ def _failure_table(read: SheetRead) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name=GROUP, pool=POOL, kinds={"sqlalchemy"})
+@dg.asset(group_name=GROUP, pool=POOL, kinds={"sqlalchemy"}, check_specs=SELLERS_TABLE_CHECKS)
 def sellers_table(
     context: dg.AssetExecutionContext, seller_sheet: SheetRead, database: SyncDatabase
 ):  # no return annotation: Dagster would type the output as Nothing (checks make it multi-output)
@@ -144,12 +146,18 @@ def sellers_table(
     Applies the diff (insert / update / unchanged / conflict) in chunked transactions under the sync lock: upserts
     keyed by seller number, optimistic locking on a version column, and the newer side winning when the
     application edited a row after the sheet's 更新日時. Rejected sheet rows never touch these tables.
+
+    Then verifies the result against the sheet: the figures go on the sync's audit row and into the checks
+    `counts_match_sheet`, `no_gaps` and `integrity`; what is missing is left to seller_gap_resync.
     """
     service = SyncService(database.open(), progress=_progress(context))
     read = seller_sheet
     try:
         result = service.apply(read)
-        summary = service.complete(read, result)
+        verification = verify_and_record(service.db, read).verification
+        summary = service.complete(
+            read, result, extra_phases={"verify": verification.seconds}, gaps_found=len(verification.gaps)
+        )
     except BaseException as exc:
         service.fail(read.sync_id, exc, phases=read.phases)
         raise
@@ -174,5 +182,7 @@ def sellers_table(
             "rows_per_second": float(round(written / update_s, 1)) if update_s > 0 else 0.0,
             "duration_seconds": float(round(summary.duration_s, 4)),
             "conflict_sample": dg.MetadataValue.json([d["seller_number"] for d in summary.conflicts[:SAMPLE_SIZE]]),
+            **verification_metadata(verification),
         },
+        check_results=verification_check_results(verification),
     )
