@@ -152,6 +152,59 @@ def _human_summary(s: dict[str, Any]) -> str:
 
 
 @main.command()
+@click.option("--source", help="CSV/XLSX path or gsheet:KEY_OR_URL (default: $SYNC_SHEET_SOURCE, then the sample).")
+@click.option("--worksheet", help="Worksheet title (Google Sheets or XLSX); default: the first one.")
+@click.option("--database-url", help="SQLAlchemy URL (default: $SYNC_DATABASE_URL, then the embedded SQLite file).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on standard output, nothing else.")
+def verify(source: str | None, worksheet: str | None, database_url: str | None, as_json: bool) -> None:
+    """Read the sheet and check that the database agrees with it, writing nothing; exit 1 when it does not."""
+    from sync_pipeline.services.sources import build_source
+    from sync_pipeline.services.verify import verify_source
+
+    source_text = source or os.environ.get("SYNC_SHEET_SOURCE") or str(DEFAULT_SHEET_SOURCE)
+    worksheet = worksheet or os.environ.get("SYNC_SHEET_WORKSHEET") or None
+    db = _open(database_url)
+    try:
+        figures = verify_source(db, build_source(source_text, worksheet=worksheet))
+    except SyncError as exc:
+        figures = {"status": "failed", "clean": False, "category": exc.category.value, "message": exc.message}
+    _emit(figures, as_json, _human_verification(figures))
+    if not figures["clean"]:
+        sys.exit(EXIT_FAILED)
+
+
+def _human_verification(v: dict[str, Any]) -> str:
+    if v["status"] == "failed":
+        return f"verification failed: {v.get('message')}"
+    lines = [
+        f"verification {v['status']}: sheet {v['sheet_valid_count']} valid sellers, database {v['db_matched_count']} "
+        f"of them ({v['db_total_count']} in all)",
+        f"  gaps {v['gaps_found']}, stale {v['stale_found']}, kept conflicts {v['conflicts_kept']}, "
+        f"orphans {v['orphans_found']}, integrity issues {v['integrity_issues']}; {v['duration_s']}s",
+    ]
+    counts = {
+        "gaps": "gaps_found",
+        "stale": "stale_found",
+        "kept_conflicts": "conflicts_kept",
+        "orphans": "orphans_found",
+    }
+    for label, count in counts.items():
+        if v[label]:
+            more = v[count] - len(v[label])
+            lines.append(f"  {label.replace('_', ' ')}: {', '.join(v[label])}" + (f" and {more} more" if more else ""))
+    for i in v["integrity"]:
+        where = " ".join(part for part in (i["field"], i["cell"] and f"(cell {i['cell']})") if part)
+        lines.append(f"  {i['seller_number']}: {i['rule']}" + (f" {where}" if where else ""))
+    if v["repair_needed"]:
+        lines.append(
+            "  a sync repairs gaps and stale rows automatically"
+            if v["auto_recovery"]
+            else "  automatic recovery is off: repair them with seller_resync_job"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def status(database_url: str | None, as_json: bool) -> None:

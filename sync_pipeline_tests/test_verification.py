@@ -252,9 +252,9 @@ def test_property_35_each_integrity_issue_is_logged_with_seller_rule_and_cell(db
     property_cell = f"{chr(ord('A') + PROPERTY_COLUMN)}{row_of('VF00007')}"
     assert sorted(tuple(r) for r in rows) == sorted(
         [
-            ("VF00002", "required", name_cell, row_of("VF00002"), "integrity"),
+            ("VF00002", "required_in_database", name_cell, row_of("VF00002"), "integrity"),
             ("VF00007", "property_missing", property_cell, row_of("VF00007"), "integrity"),
-            ("bad", "seller_number_format", None, None, "integrity"),
+            ("bad", "seller_number_format_in_database", None, None, "integrity"),
         ]
     )
 

@@ -186,7 +186,11 @@ def test_property_33_format_and_32_required_issues_carry_rule_and_cell() -> None
         ("AB00002", IntegrityRule.PROPERTY_MISSING, None, "F3"),
     }
     assert v.orphans == {"ab-12"}
-    assert v.integrity_by_rule() == {"seller_number_format": 1, "required": 1, "property_missing": 1}
+    assert v.integrity_by_rule() == {
+        "seller_number_format_in_database": 1,
+        "required_in_database": 1,
+        "property_missing": 1,
+    }
     assert all(i.message and i.seller_number in i.message for i in v.integrity)
 
 

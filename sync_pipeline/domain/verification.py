@@ -51,8 +51,11 @@ class VerificationStatus(enum.StrEnum):
 
 
 class IntegrityRule(enum.StrEnum):
-    REQUIRED = "required"  # Property 32
-    SELLER_NUMBER_FORMAT = "seller_number_format"  # Property 33
+    """Rules of the database rows; named apart from ingestion's rejection rules ("required", "seller_number_format"),
+    which are about sheet cells, so that the error log tells the two apart."""
+
+    REQUIRED = "required_in_database"  # Property 32
+    SELLER_NUMBER_FORMAT = "seller_number_format_in_database"  # Property 33
     PROPERTY_MISSING = "property_missing"  # Property 34
 
 

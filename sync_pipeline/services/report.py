@@ -12,6 +12,7 @@ from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
 from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.sync import PHASES
+from sync_pipeline.services.verify import VERIFICATION_RULES
 
 RECORD_RULES_HIDDEN = frozenset({"retry"})  # recovery notes are errors of the log, not rejected rows
 
@@ -40,7 +41,9 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
             "message": e["message"],
         }
         for e in errors
-        if e["category"] in {"validation", "integrity"} and e["sheet_row"] is not None
+        if e["category"] in {"validation", "integrity"}
+        and e["sheet_row"] is not None
+        and e["rule"] not in VERIFICATION_RULES  # findings about the database, not rejected sheet rows
     ]
     problems = [
         {"category": e["category"], "rule": e["rule"], "message": e["message"], "seller_number": e["seller_number"]}

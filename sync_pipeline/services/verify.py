@@ -28,6 +28,7 @@ from sync_pipeline.domain.sheet import SheetSnapshot
 from sync_pipeline.domain.verification import (
     SAMPLE_SIZE,
     SHEET_COLUMNS,
+    IntegrityRule,
     IntegrityRules,
     Verification,
     differing_keys,
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 GAP_RULE = "gap"  # error-log rule of a valid sheet seller absent from the database (Property 2)
 STALE_RULE = "stale"  # error-log rule of a database row whose content differs from the sheet
+# Every rule the verification logs: the audit summary keeps these apart from the sheet's rejected rows.
+VERIFICATION_RULES = frozenset({GAP_RULE, STALE_RULE, *(rule.value for rule in IntegrityRule)})
 STATE_IN_LIMIT = 5_000  # above this many differing sellers, read everyone's bookkeeping (bound-parameter limits)
 
 
