@@ -215,7 +215,11 @@ class SellerStore:
             sellers.c.synced_version,
             properties.c.id.is_not(None).label("has_property"),
         ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))
-        rows = conn.execute(query).cursor.fetchall()  # type: ignore[union-attr]
+        result = conn.execute(query)
+        try:
+            rows = result.cursor.fetchall()  # type: ignore[union-attr]
+        finally:
+            result.close()
         frame = pd.DataFrame.from_records(rows, columns=list(HASH_COLUMNS), nrows=len(rows))
         if frame.empty:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in HASH_COLUMNS})
