@@ -25,6 +25,7 @@ from sync_pipeline.domain.verification import (
     differing_keys,
     empty_hash_frame,
     empty_missing_frame,
+    match_hashes,
     verify_frames,
 )
 
@@ -91,7 +92,7 @@ def _frames(states: dict[str, str], orphans: list[str]) -> tuple[pd.DataFrame, p
 def run(sheet: pd.DataFrame, db: pd.DataFrame, missing: pd.DataFrame | None = None, **kwargs: object) -> Verification:
     """Verify as the service does: hashes of every row, bookkeeping of the differing rows only."""
     hashes = db.loc[:, list(HASH_COLUMNS)]
-    differing = differing_keys(sheet, hashes)
+    differing = differing_keys(match_hashes(sheet, hashes))
     state = db.loc[db["seller_number"].isin(list(differing)), list(STATE_COLUMNS)] if differing else empty_state()
     missing = empty_missing_frame() if missing is None else missing
     return verify_frames(sheet, hashes, state, missing, RULES, **kwargs)  # type: ignore[arg-type]

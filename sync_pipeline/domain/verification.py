@@ -165,18 +165,18 @@ class IntegrityRules:
     required_fields: tuple[str, ...] = field(default_factory=tuple)
 
 
-def differing_keys(sheet: pd.DataFrame, hashes: pd.DataFrame) -> frozenset[str]:
-    """Sheet sellers present in the database whose stored content hash differs from the sheet row's hash."""
-    both = _matched(sheet, hashes)
-    return frozenset(both.loc[_differs(both), KEY_FIELD])
-
-
-def _matched(sheet: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+def match_hashes(sheet: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+    """The sheet's sellers that are in the database: key, sheet row hash, 更新日時 and stored-content hash."""
     # Keys are unique on both sides (ingestion rejects duplicates, the table has a unique constraint), so the merge
     # skips pandas' one-to-one validation, which costs more than the merge itself on 100,000 rows.
     return sheet.loc[:, ["seller_number", "row_hash", "sheet_updated_at"]].merge(
         hashes.loc[:, ["seller_number", "db_hash"]], on=KEY_FIELD, how="inner"
     )
+
+
+def differing_keys(matched: pd.DataFrame) -> frozenset[str]:
+    """Of `match_hashes`' sellers, those whose stored content hash differs from the sheet row's hash."""
+    return frozenset(matched.loc[_differs(matched), KEY_FIELD])
 
 
 def _differs(both: pd.DataFrame) -> pd.Series:
@@ -189,13 +189,14 @@ def compare(
     state: pd.DataFrame,
     *,
     not_orphans: frozenset[str] = frozenset(),
+    matched: pd.DataFrame | None = None,
 ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str], int]:
     """Gaps, stale rows, kept conflicts, orphans and the matched count of `sheet` (SHEET_COLUMNS) against the database.
 
     `hashes` has HASH_COLUMNS for every database seller; `state` has STATE_COLUMNS for at least the sellers whose
     hash differs (a differing seller missing from `state` counts as not edited outside, hence stale). `not_orphans`
     are keys the sheet still has on rows that failed validation: the database keeps what it had for them
-    (DESIGN.md), so they are not orphans.
+    (DESIGN.md), so they are not orphans. `matched` is `match_hashes(sheet, hashes)` when the caller has it already.
     """
     sheet_keys = pd.Index(sheet[KEY_FIELD].astype(object))
     db_keys = pd.Index(hashes[KEY_FIELD].astype(object))
@@ -203,7 +204,7 @@ def compare(
     orphan_index = db_keys.difference(sheet_keys)
     orphans = frozenset(orphan_index[~orphan_index.isin(list(not_orphans))]) if len(orphan_index) else frozenset()
 
-    both = _matched(sheet, hashes)
+    both = match_hashes(sheet, hashes) if matched is None else matched
     differs = _differs(both)
     if not differs.any():
         return gaps, frozenset(), frozenset(), orphans, len(both)
@@ -227,16 +228,20 @@ def integrity_issues(
     *,
     sheet_rows: pd.Series | None = None,
     columns: Mapping[str, int] | None = None,
+    format_checked: pd.Index | None = None,
 ) -> tuple[IntegrityIssue, ...]:
     """Every integrity issue of the database rows (Requirement 8), with the sheet cell to look at where known.
 
     `missing_required` has MISSING_COLUMNS (required fields empty in the database). The seller-number format is
     checked here on the keys the store returned; the property rule applies to sellers the sync wrote. `sheet_rows`
-    (sheet row by seller number) and `columns` (field -> 0-based column) locate the cell to fix.
+    (sheet row by seller number) and `columns` (field -> 0-based column) locate the cell to fix. `format_checked`
+    are keys already matched against the same pattern (the sheet's valid keys: ingestion checked them, and a database
+    key equal to one of them is the same text), so only the others go through the regular expression.
     """
     keys = hashes[KEY_FIELD].astype(object)
+    unchecked = keys[~keys.isin(format_checked)] if format_checked is not None and len(format_checked) else keys
     pattern = seller_number_regex(rules.seller_number_pattern)  # compiled as ingestion applies it: ASCII digits only
-    bad_format = hashes.loc[~keys.astype(str).str.fullmatch(pattern).fillna(False).astype(bool)]
+    bad_format = hashes.loc[unchecked.index[~unchecked.astype(str).str.fullmatch(pattern).fillna(False).astype(bool)]]
     synced = hashes["synced_version"].notna()
     has_property = hashes["has_property"].fillna(False).astype(bool)
     no_property = hashes.loc[synced & ~has_property]
@@ -313,15 +318,22 @@ def verify_frames(
     columns: Mapping[str, int] | None = None,
     not_orphans: frozenset[str] = frozenset(),
     seconds: float = 0.0,
+    matched: pd.DataFrame | None = None,
 ) -> Verification:
-    """The whole verdict: `compare` plus `integrity_issues`, as one frozen Verification."""
-    gaps, stale, kept, orphans, matched = compare(sheet, hashes, state, not_orphans=not_orphans)
-    sheet_rows = pd.Series(sheet["sheet_row"].to_numpy(), index=sheet[KEY_FIELD].to_numpy())
-    issues = integrity_issues(hashes, missing_required, rules, sheet_rows=sheet_rows, columns=columns)
+    """The whole verdict: `compare` plus `integrity_issues`, as one frozen Verification.
+
+    `sheet` holds the valid rows of a snapshot ingested under the same `rules`: its keys already match the pattern.
+    """
+    gaps, stale, kept, orphans, matched_count = compare(sheet, hashes, state, not_orphans=not_orphans, matched=matched)
+    sheet_keys = pd.Index(sheet[KEY_FIELD].to_numpy())
+    sheet_rows = pd.Series(sheet["sheet_row"].to_numpy(), index=sheet_keys)
+    issues = integrity_issues(
+        hashes, missing_required, rules, sheet_rows=sheet_rows, columns=columns, format_checked=sheet_keys
+    )
     repair = sheet_rows[sheet_rows.index.isin(list(gaps | stale))]
     return Verification(
         sheet_valid_count=len(sheet),
-        db_matched_count=matched,
+        db_matched_count=matched_count,
         db_total_count=len(hashes),
         gaps=gaps,
         stale=stale,

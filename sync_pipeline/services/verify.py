@@ -32,6 +32,7 @@ from sync_pipeline.domain.verification import (
     IntegrityRules,
     Verification,
     differing_keys,
+    match_hashes,
     sample,
     verify_frames,
 )
@@ -63,7 +64,8 @@ def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -
     sheet = snapshot.valid.loc[:, list(SHEET_COLUMNS)]
     with db.engine.connect() as conn:
         hashes = db.sellers.verification_hashes(conn)
-        differing = differing_keys(sheet, hashes)
+        matched = match_hashes(sheet, hashes)
+        differing = differing_keys(matched)
         if not differing:
             state = empty_state()
         else:
@@ -79,6 +81,7 @@ def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -
         IntegrityRules(settings.seller_number_pattern, tuple(settings.required_fields)),
         columns=snapshot.header.columns,
         not_orphans=rejected_keys,
+        matched=matched,
     )
     return replace(verification, seconds=time.perf_counter() - t0)
 
