@@ -188,8 +188,11 @@ def test_property_32_required_fields_present_in_database(
     required = {(i.seller_number, i.field) for i in run.verification.integrity if i.rule is IntegrityRule.REQUIRED}
     assert required == {(k, "name") for k in nameless} | {(k, "property_address") for k in blank_address}
     assert run.verification.stale == nameless | blank_address  # content differs from the sheet: repaired
-    assert run.resync.verification is None or run.resync.verification.integrity == ()
-    assert run.resync.remaining == frozenset()
+    if nameless or blank_address:
+        assert run.resync.repaired == nameless | blank_address and run.resync.remaining == frozenset()
+        assert run.resync.verification is not None and run.resync.verification.integrity == ()
+    else:
+        assert run.resync.sync_id is None
 
 
 def test_property_33_seller_number_format_in_database(db: Database) -> None:
