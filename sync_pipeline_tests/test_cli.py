@@ -4,9 +4,7 @@ a fresh SQLite or Postgres database and a real Dagster instance. Touches no netw
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +17,16 @@ from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.services.sources import DEFAULT_SHEET_SOURCE
-
-CLI = str(Path(sys.executable).parent / "sync-pipeline")
+from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return run_cli(args, env=env)
 
 
 def cli_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
-    done = cli(*args, "--json", env=env)
-    try:
-        return done.returncode, json.loads(done.stdout)  # standard output is the JSON object and nothing else
-    except json.JSONDecodeError:
-        pytest.fail(f"stdout is not one JSON object:\n{done.stdout[:2000]}\nstderr:\n{done.stderr[-2000:]}")
+    done = run_cli([*args, "--json"], env=env)
+    return done.returncode, parse_json_stdout(done)
 
 
 def sellers_count(url: str) -> int:
@@ -50,25 +44,6 @@ def sample_expectation() -> tuple[int, int]:
     return len(snapshot.valid), len({r.sheet_row for r in snapshot.rejections})
 
 
-DOCUMENTED_KEYS = {
-    "status",
-    "sync_id",
-    "run_id",
-    "rows_read",
-    "valid",
-    "rejected",
-    "inserted",
-    "updated",
-    "unchanged",
-    "conflicts",
-    "failed",
-    "gaps_found",
-    "gaps_resynced",
-    "duration_s",
-    "phases",
-}
-
-
 def test_sync_of_the_sample_then_again_writes_nothing(
     database_url: str, tmp_path: Path, sample_expectation: tuple[int, int]
 ) -> None:
@@ -79,7 +54,7 @@ def test_sync_of_the_sample_then_again_writes_nothing(
     code, first = cli_json("sync", "--source", str(DEFAULT_SHEET_SOURCE), "--database-url", database_url, env=env)
     assert code == 0, first
     assert set(first) >= DOCUMENTED_KEYS
-    assert set(first["phases"]) == {"fetch", "validate", "compare", "update", "verify"}
+    assert set(first["phases"]) == PHASES
     assert (first["inserted"], first["valid"], first["rejected"]) == (valid, valid, rejected)
     assert all(r["row"] and r["cell"] for r in first["rejections"])  # each rejected row is named with its cell
     assert sellers_count(database_url) == valid

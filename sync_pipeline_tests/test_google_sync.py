@@ -11,10 +11,6 @@ var/ database; the header and row checks through Dagster are in test_sheet_heade
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,6 +30,7 @@ from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.sync import SyncService
+from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 from sync_pipeline_tests.support.sample_sheet import generate_rows
 from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
 from sync_pipeline_tests.support.sheets import HEADER, seller_row
@@ -48,28 +45,7 @@ WORKSHEET = "売主一覧"
 BAD_ROWS = [seller_row("ZZ99001", name=""), seller_row("ZZ99002", amount="ask")]
 SHEET = generate_rows(SELLERS_GENERATED, SEED, messy=True) + BAD_ROWS
 BAD_SHEET_ROWS = {len(SHEET) - 1: ("B", "required"), len(SHEET): ("J", "invalid_amount")}  # 1-based, header = 1
-DOCUMENTED_KEYS = {
-    "status",
-    "sync_id",
-    "run_id",
-    "rows_read",
-    "valid",
-    "rejected",
-    "inserted",
-    "updated",
-    "unchanged",
-    "conflicts",
-    "failed",
-    "gaps_found",
-    "gaps_resynced",
-    "duration_s",
-    "phases",
-    "rejections",
-    "problems",
-}
-PHASES = {"fetch", "validate", "compare", "update", "verify"}
 REJECTION_KEYS = {"row", "cell", "rule", "seller_number", "message"}
-CLI_TIMEOUT_SECONDS = 120  # a run takes a few seconds (mostly importing Dagster); this only stops a hang
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------------------------
@@ -102,41 +78,8 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def cli_command() -> list[str]:
-    """The installed `sync-pipeline` console script of this environment (its entry point, sync_pipeline.cli:main)."""
-    script = Path(sys.executable).with_name("sync-pipeline")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from sync_pipeline.cli import main; main()"]
-
-
-def run_cli(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    # Nothing from the developer's or CI's environment may choose the database, the sheet or the Dagster instance.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "DAGSTER_", "GOOGLE_"))}
-    return subprocess.run(
-        [*cli_command(), *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-
-
 def google_env(emulator: SheetsEmulator, key: ServiceAccountKey) -> dict[str, str]:
     return {SERVICE_ACCOUNT_FILE_ENV: str(key.path), SHEETS_API_URL_ENV: emulator.url}
-
-
-def parse_json_stdout(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    """Standard output must be exactly one JSON object: json.loads refuses anything before or after it."""
-    try:
-        data = json.loads(done.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"stdout is not one JSON object ({exc}):\n{done.stdout}\nstderr:\n{done.stderr}") from None
-    assert isinstance(data, dict)
-    return data
 
 
 def source_for(
