@@ -65,7 +65,10 @@ def sync(source: str | None, worksheet: str | None, database_url: str | None, dr
     else:
         summary = _run_job(db, source_text, worksheet)
     _emit(summary, as_json, _human_summary(summary))
-    if summary["status"] in {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value}:
+    # A run whose later step failed (the gap resync, say) exits 1 too, even when the sync itself was applied.
+    if summary["status"] in {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value} or not summary.get(
+        "dagster_success", True
+    ):
         sys.exit(EXIT_FAILED)
 
 
@@ -102,6 +105,8 @@ def _run_job(db: Database, source_text: str, worksheet: str | None) -> dict[str,
         summary = summary_for_run(db, result.run_id) or summary
     summary["run_id"] = result.run_id
     summary["dagster_success"] = result.success
+    if not result.success and summary["status"] not in {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value}:
+        summary["message"] = f"the sync was applied but the Dagster run failed: {_run_failure_message(result)}"
     return summary
 
 
@@ -119,7 +124,7 @@ def _dry_run(db: Database, source_text: str, worksheet: str | None) -> dict[str,
 
     try:
         source = build_source(source_text, worksheet=worksheet)
-        return SyncService(db).run(source, trigger="cli --dry-run", dry_run=True).as_dict()
+        return SyncService(db).preview(source, trigger="cli --dry-run").as_dict()
     except SyncError as exc:
         return {
             "status": SyncStatus.FAILED.value,
@@ -292,6 +297,52 @@ def settings(action: str, pairs: tuple[str, ...], database_url: str | None, as_j
             sys.exit(EXIT_USAGE)
     current = db.settings().as_strings()
     _emit(current, as_json, "\n".join(f"{k} = {v}" for k, v in current.items()))
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["list", "ack"]), default="list")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "show_all", is_flag=True, help="Include acknowledged alerts.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--database-url")
+@click.option("--json", "as_json", is_flag=True)
+def alerts(
+    action: str, ids: tuple[int, ...], show_all: bool, limit: int, database_url: str | None, as_json: bool
+) -> None:
+    """List alerts, most recent first (unacknowledged unless --all), or `ack ID…` to acknowledge them."""
+    from sync_pipeline.services.alerts import acknowledge, list_alerts
+
+    db = _open(database_url)
+    if action == "ack":
+        if not ids:
+            raise click.BadParameter("ack needs alert ids, e.g. `sync-pipeline alerts ack 3 4`")
+        done = acknowledge(db, list(ids), by="cli")
+        missing = sorted(set(ids) - set(done))
+        _emit(
+            {"acknowledged": done, "not_found": missing},
+            as_json,
+            f"acknowledged {done or 'none'}" + (f"; no unacknowledged alert with id {missing}" if missing else ""),
+        )
+        return
+    found = list_alerts(db, limit=limit, unacknowledged_only=not show_all)
+    rows = [
+        {
+            "id": a.id,
+            "type": a.alert_type,
+            "severity": a.severity.value,
+            "created_at": a.created_at.isoformat(" "),
+            "message": a.message,
+            "sync_id": a.sync_id,
+            "acknowledged_at": a.acknowledged_at,
+            "detail": dict(a.detail),
+        }
+        for a in found
+    ]
+    human = (
+        "\n".join(f"#{r['id']} {r['created_at']:.19} {r['severity']:<8} {r['type']:<16} {r['message']}" for r in rows)
+        or "no alerts"
+    )
+    _emit(rows, as_json, human)
 
 
 @main.command("db")

@@ -14,8 +14,11 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
 from sync_pipeline.adapters.store.engine import make_engine
+from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
+from sync_pipeline.services.alerts import raise_alert
+from sync_pipeline.services.database import open_database
 from sync_pipeline.services.sources import DEFAULT_SHEET_SOURCE
 from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 
@@ -101,6 +104,16 @@ def test_audit_settings_and_db_commands(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "sync_interval_minutes" in refused.stderr and "at least 1" in refused.stderr
     code, shown = cli_json("settings", "set", "gap_threshold=4", "auto_recovery=off", "--database-url", url)
     assert (shown["gap_threshold"], shown["auto_recovery"]) == ("4", "false")
+
+    db = open_database(url)
+    with db.engine.begin() as conn:
+        raise_alert(conn, AlertType.GAPS_FOUND, Severity.WARNING, "2 sellers missing", now=db.clock.now())
+    code, listed = cli_json("alerts", "list", "--database-url", url)
+    assert [(a["type"], a["severity"]) for a in listed] == [("gaps_found", "warning")]
+    code, acked = cli_json("alerts", "ack", str(listed[0]["id"]), "999", "--database-url", url)
+    assert (acked["acknowledged"], acked["not_found"]) == ([listed[0]["id"]], [999])
+    assert cli_json("alerts", "--database-url", url)[1] == []  # acknowledged alerts are hidden without --all
+    assert len(cli_json("alerts", "--all", "--database-url", url)[1]) == 1
 
     assert "at revision 0001" in cli("db", "current", "--database-url", url).stdout
     assert "none (empty)" in cli("db", "downgrade", "base", "--database-url", url).stdout

@@ -73,8 +73,9 @@ def test_verify_is_clean_after_a_sync_and_exits_1_with_the_figures_when_not(
 
     code, summary = cli_json("sync", url=database_url, csv=csv)
     assert code == 0
-    # The sync's own diff re-inserted the deleted sellers; the resync rebuilt the property; none of it is
-    # reported as a rejected sheet row (only "bad" is).
+    # The deleted sellers are gaps (not new sellers), resynced with the incomplete one; none of it is reported as
+    # a rejected sheet row (only "bad" is).
+    assert summary["gaps_found"] == summary["gaps_resynced"] == 2 and summary["inserted"] == 0
     assert [(r["row"], r["rule"]) for r in summary["rejections"]] == [(len(KEYS) + 2, "seller_number_format")]
     code, figures = cli_json("verify", url=database_url, csv=csv)
     assert code == 0 and figures["clean"] is True
@@ -86,9 +87,10 @@ def test_sync_json_reports_gaps_found_and_resynced(database_url: str, csv: Path,
     tamper.delete_sellers(engine_for, [refused])
     tamper.install_reject_trigger(engine_for, refused)  # the sync cannot insert it: a gap after the sync
     code, summary = cli_json("sync", url=database_url, csv=csv)
-    assert code == 0 and summary["status"] == "partial" and summary["failed"] == 1  # the sync ran; one write failed
-    assert summary["gaps_found"] == 1 and summary["gaps_resynced"] == 0  # and the resync could not repair it either
+    assert code == 0 and summary["status"] == "partial" and summary["inserted"] == 0  # a gap, not a new seller
+    assert summary["gaps_found"] == 1 and summary["gaps_resynced"] == 0  # the resync could not repair it
     assert summary["verification_status"] == "gaps"
     tamper.drop_reject_trigger(engine_for)
     code, summary = cli_json("sync", url=database_url, csv=csv)
-    assert code == 0 and summary["verification_status"] == "clean" and summary["inserted"] == 1
+    assert code == 0 and summary["gaps_found"] == summary["gaps_resynced"] == 1
+    assert cli_json("verify", url=database_url, csv=csv)[1]["clean"] is True

@@ -29,7 +29,7 @@ from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.database import Database, open_database
-from sync_pipeline.services.sync import SyncService
+from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 from sync_pipeline_tests.support.sample_sheet import generate_rows
 from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
@@ -189,7 +189,7 @@ def test_cli_reads_the_same_sheet_by_url_and_writes_nothing_new(
     emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_url: str, tmp_path: Path
 ) -> None:
     db = open_database(sqlite_url)
-    SyncService(db).run(source_for(emulator, service_account, KEY, []))  # first sync by key, in-process
+    sync_verify_repair(db, source_for(emulator, service_account, KEY, []))  # first sync by key, in-process
     before = table_contents(db)
 
     done = run_cli(
@@ -212,7 +212,7 @@ def test_cli_exits_1_with_the_header_to_restore_when_a_column_disappeared(
 ) -> None:
     key = new_spreadsheet(emulator, SHEET)
     db = open_database(sqlite_url)
-    SyncService(db).run(source_for(emulator, service_account, key, []))  # the last successful sync used 電話番号
+    sync_verify_repair(db, source_for(emulator, service_account, key, []))  # the last sync used 電話番号
     before = table_contents(db)
     phone = HEADER.index("電話番号")
     without_phone = [[c for i, c in enumerate(row) if i != phone] for row in edited(SHEET)]
@@ -248,7 +248,7 @@ def test_two_rate_limits_then_success_log_exactly_two_recovery_actions(
     waits: list[float] = []
     db = open_database(database_url)
 
-    summary = SyncService(db).run(source_for(emulator, service_account, key, waits))
+    summary = sync_verify_repair(db, source_for(emulator, service_account, key, waits)).summary
 
     assert summary.status.value == "succeeded"
     assert summary.counts.inserted == len(valid_keys(rows)) == 30
@@ -268,14 +268,14 @@ def test_faults_beyond_the_retry_limit_fail_the_sync_and_leave_the_database_unto
     rows = generate_rows(30, SEED + 2, messy=True)
     key = new_spreadsheet(emulator, rows)
     db = open_database(database_url)
-    SyncService(db).run(source_for(emulator, service_account, key, []))
+    sync_verify_repair(db, source_for(emulator, service_account, key, []))
     before = table_contents(db)
     emulator.add_spreadsheet(key, "売主管理", {WORKSHEET: edited(rows)})
     emulator.fail_next("values", status, retry_after=1 if status == 429 else None, times=DEFAULT_MAX_RETRIES + 1)
     waits: list[float] = []
 
     with pytest.raises(SheetReadError) as caught:
-        SyncService(db).run(source_for(emulator, service_account, key, waits))
+        sync_verify_repair(db, source_for(emulator, service_account, key, waits))
 
     assert caught.value.category is ErrorCategory.NETWORK
     assert f"HTTP {status}" in caught.value.message
@@ -290,7 +290,7 @@ def test_faults_beyond_the_retry_limit_fail_the_sync_and_leave_the_database_unto
     assert table_contents(db) == before
 
     # The edit would have been written: the untouched tables are the failure's doing, not an unchanged sheet.
-    summary = SyncService(db).run(source_for(emulator, service_account, key, []))
+    summary = sync_verify_repair(db, source_for(emulator, service_account, key, [])).summary
     assert (summary.counts.inserted, summary.counts.updated) == (1, 2)
 
 
@@ -303,7 +303,7 @@ def test_a_dropped_connection_is_retried_and_the_sync_succeeds(
     waits: list[float] = []
     db = open_database(database_url)
 
-    summary = SyncService(db).run(source_for(emulator, service_account, key, waits))
+    summary = sync_verify_repair(db, source_for(emulator, service_account, key, waits)).summary
 
     assert summary.status.value == "succeeded"
     assert len(waits) == 1
@@ -319,7 +319,7 @@ def test_a_spreadsheet_not_found_names_the_service_account_to_share_it_with(
     waits: list[float] = []
 
     with pytest.raises(SheetReadError) as caught:
-        SyncService(db).run(source_for(emulator, service_account, "1NeverSharedWithTheSync", waits))
+        sync_verify_repair(db, source_for(emulator, service_account, "1NeverSharedWithTheSync", waits))
 
     assert caught.value.category is ErrorCategory.CONFIGURATION
     assert service_account.client_email in caught.value.message

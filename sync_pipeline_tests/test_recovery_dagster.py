@@ -128,14 +128,14 @@ def test_a_seller_the_database_refuses_fails_the_checks_and_raises_a_critical_al
     assert result.success  # the sync and the resync ran; what they could not do is in the checks and the alert
     found = checks(result)
     counts = found[("sellers_table", "counts_match_sheet")]
-    assert not counts.passed and counts.metadata["missing"].value == 1
+    assert not counts.passed and counts.metadata["missing"].value == 2  # both deleted sellers are gaps
     assert f"`{refused}`" in md(found[("sellers_table", "no_gaps")], "gaps")
     repaired = found[("seller_gap_resync", "gaps_repaired")]
     assert not repaired.passed and repaired.severity == dg.AssetCheckSeverity.ERROR
     assert f"`{refused}`" in md(repaired, "sellers")
     [alert] = list_alerts(db, alert_type=AlertType.RESYNC_FAILED)
     assert alert.severity is Severity.CRITICAL and alert.detail["seller_numbers"] == [refused]
-    assert KEYS[6] in tamper.seller_numbers(db.engine)  # the sync's own diff put the other one back
+    assert KEYS[6] in tamper.seller_numbers(db.engine)  # the resync put the other one back
 
 
 def resync_job(

@@ -169,10 +169,11 @@ def test_property_04_a_resync_that_fails_for_one_seller_raises_a_critical_alert(
     assert child["verification_status"] == "gaps" and child["gaps_found"] == 1
     assert child["status"] == SyncStatus.PARTIAL.value and child["failed_count"] == 1
 
-    # Once the cause is gone, the next sync's own diff inserts it again and verification is clean.
+    # Once the cause is gone, the next sync finds it still missing (a gap, not a new seller) and the resync restores it.
     tamper.drop_reject_trigger(db.engine)
     again = sync_verify_repair(db, source())
-    assert again.verification.clean and refused in tamper.seller_numbers(db.engine)
+    assert again.verification.gaps == {refused} and again.resync.repaired == {refused}
+    assert refused in tamper.seller_numbers(db.engine)
 
 
 def test_property_04_a_resync_that_cannot_run_raises_a_critical_alert_naming_every_seller(db: Database) -> None:
@@ -214,11 +215,11 @@ def test_with_recovery_off_gaps_are_reported_and_alerted_but_nothing_is_written(
     [skipped] = list_alerts(db, alert_type=AlertType.RESYNC_SKIPPED)
     assert skipped.detail["seller_numbers"] == sorted(KEYS[:2] + KEYS[5:6])
 
-    # Switched back on, the next sync repairs what the previous one reported (the deleted ones by its own diff).
+    # Switched back on, the next sync repairs what the previous one reported: the deleted ones are still gaps.
     with db.engine.begin() as conn:
         db.config.save(conn, {"auto_recovery": "true"}, now=START)
     again = sync_verify_repair(db, source())
-    assert again.resync.repaired == {KEYS[5]}
+    assert again.resync.repaired == {*KEYS[:2], KEYS[5]}
     assert again.resync.verification is not None and again.resync.verification.clean
 
 
@@ -251,3 +252,33 @@ def test_nothing_to_repair_starts_no_resync(db: Database) -> None:
     assert run.resync.sync_id is None and run.resync.skipped == "nothing to resync"
     assert resyncs_of(db, run.summary.sync_id) == []
     assert audit(db, run.summary.sync_id)["gaps_resynced"] == 0
+
+
+def test_sellers_deleted_and_edited_between_syncs_are_gaps_resynced_and_verified_clean(db: Database) -> None:
+    """The issue's scenario with no hook: another application changes the database between two syncs."""
+    sync_verify_repair(db, source())
+    tamper.delete_sellers(db.engine, KEYS[:3])
+    tamper.delete_properties(db.engine, KEYS[3:4])
+    tamper.raw_edit(db.engine, KEYS[5:7])
+    run = sync_verify_repair(db, source())
+    assert run.summary.counts.inserted == 0  # deleted sellers are gaps, not new sellers
+    assert run.verification.gaps == set(KEYS[:3])
+    assert set(KEYS[5:7]) <= run.verification.stale
+    assert run.resync.repaired == {*KEYS[:4], *KEYS[5:7]}  # exactly what was changed behind the sync's back
+    assert run.resync.verification is not None and run.resync.verification.clean
+    parent = audit(db, run.summary.sync_id)
+    assert parent["gaps_found"] == parent["gaps_resynced"] == 3
+    assert tamper.seller_numbers(db.engine) == set(KEYS)
+
+
+def test_with_recovery_off_sellers_deleted_between_syncs_are_reported_and_alerted_not_written(db: Database) -> None:
+    sync_verify_repair(db, source())
+    with db.engine.begin() as conn:
+        db.config.save(conn, {"auto_recovery": "false"}, now=START)
+    tamper.delete_sellers(db.engine, KEYS[:2])
+    before = tamper.dump(db.engine)
+    run = sync_verify_repair(db, source())
+    assert tamper.dump(db.engine) == before
+    assert run.verification.gaps == set(KEYS[:2]) and run.resync.sync_id is None
+    [gaps_alert] = list_alerts(db, alert_type=AlertType.GAPS_FOUND)
+    assert gaps_alert.detail["seller_numbers"] == KEYS[:2]

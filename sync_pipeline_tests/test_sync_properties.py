@@ -22,6 +22,7 @@ from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.database import Database, open_database
+from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline.services.sync import SyncService
 from sync_pipeline_tests.support.db import reset_database
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row, sheet
@@ -63,7 +64,7 @@ def fresh(engine: sa.Engine) -> Database:
 def run(db: Database, rows: Sequence[Sequence[str]], **kwargs: object):  # type: ignore[no-untyped-def]
     assert isinstance(db.clock, FixedClock)
     db.clock.advance(minutes=10)
-    return SyncService(db).run(sheet(rows), **kwargs)  # type: ignore[arg-type]
+    return sync_verify_repair(db, sheet(rows), **kwargs).summary  # type: ignore[arg-type]
 
 
 def table_rows(db: Database) -> dict[str, dict[str, object]]:
@@ -136,9 +137,8 @@ def test_property_09_a_cancelled_sync_keeps_whole_chunks_and_is_logged_cancelled
         if phase == "update" and done == 2:
             raise Interrupted()
 
-    service = SyncService(db, progress=cancel_after_first_chunk)
     with pytest.raises(Interrupted):
-        service.run(sheet([seller_row(k) for k in KEYS[:5]]))
+        sync_verify_repair(db, sheet([seller_row(k) for k in KEYS[:5]]), progress=cancel_after_first_chunk)
     stored = table_rows(db)
     assert set(stored) == set(KEYS[:2])  # the first chunk, whole; nothing of the second
     with db.engine.connect() as conn:
@@ -190,7 +190,7 @@ def test_property_08_a_read_failure_is_logged_as_network_and_fails_the_sync(db: 
     run(db, [seller_row("TK00001")])
     before = table_rows(db)
     with pytest.raises(SheetReadError):
-        SyncService(db).run(BrokenSource([]))
+        sync_verify_repair(db, BrokenSource([]))
     with db.engine.connect() as conn:
         last = db.audit.latest(conn)
         assert last is not None
@@ -349,6 +349,10 @@ def app_edit(db: Database, key: str, name: str, at: dt.datetime) -> None:
 
 def test_property_40_a_row_changed_underneath_is_not_overwritten(db: Database) -> None:
     run(db, [seller_row("TK00001"), seller_row("TK00002")])
+    # The application's edit below is older than the sheet's 更新日時, so a later resync may rightly apply the sheet;
+    # with recovery off this test sees what the apply step itself did with the row changed underneath it.
+    with db.engine.begin() as conn:
+        db.config.save(conn, {"auto_recovery": "false"}, now=db.clock.now())
 
     def edit_during_update(phase: str, done: int, total: int) -> None:
         if phase == "update" and done == 0:  # after the diff was computed, before anything is written
@@ -359,7 +363,7 @@ def test_property_40_a_row_changed_underneath_is_not_overwritten(db: Database) -
         seller_row("TK00001", name="シート編集", updated="2026-01-20 09:00"),
         seller_row("TK00002", name="シート編集", updated="2026-01-20 09:00"),
     ]
-    summary = SyncService(db, progress=edit_during_update).run(sheet(rows))
+    summary = sync_verify_repair(db, sheet(rows), progress=edit_during_update).summary
     stored = table_rows(db)
     assert stored["TK00001"]["name"] == "アプリ編集"  # not overwritten blindly
     assert stored["TK00002"]["name"] == "シート編集"

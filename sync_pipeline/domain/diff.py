@@ -21,6 +21,10 @@ class Action(enum.StrEnum):
     UNCHANGED = "unchanged"
     CONFLICT_SHEET_WINS = "conflict_sheet_wins"  # written, and logged as a conflict
     CONFLICT_DB_WINS = "conflict_db_wins"  # kept as the application left it, and logged
+    # A seller the sync wrote before that has since vanished from the database (deleted behind the sync's back):
+    # not quietly re-inserted as if new. Verification reports it as a gap and the resync restores it when
+    # automatic recovery is on, so the audit log tells the story (gaps found = gaps resynced).
+    MISSING = "missing"
 
     @property
     def writes(self) -> bool:
@@ -76,4 +80,15 @@ def classify(sheet: pd.DataFrame, state: pd.DataFrame, *, force_keys: frozenset[
     # COPY then refuses "1.0" for the integer staging column (invalid input syntax for type integer).
     db_version = plan["db_version"]
     plan["expected_version"] = db_version.astype("Int64").astype(object).where(db_version.notna(), None)
+    return plan
+
+
+def mark_missing(
+    plan: pd.DataFrame, written_before: frozenset[str], *, force_keys: frozenset[str] = frozenset()
+) -> pd.DataFrame:
+    """Planned inserts of sellers the sync had written before become MISSING (a resync's forced keys excepted)."""
+    gone = (plan["action"] == Action.INSERT.value) & plan[KEY].isin(written_before) & ~plan[KEY].isin(force_keys)
+    if gone.any():
+        plan = plan.copy()
+        plan.loc[gone, "action"] = Action.MISSING.value
     return plan

@@ -1,7 +1,8 @@
 """The sync use case: start a sync, read and validate the sheet, apply the diff in chunks under the lock, close it.
 
 The steps are separate calls so that Dagster can run them as two assets (`seller_sheet`, `sellers_table`), and
-`run_sync` chains them for callers without Dagster (tests, the CLI's dry run). Every step writes to the audit log.
+`services.resync.sync_verify_repair` chains them (with verification and repair) for callers without Dagster, and
+`SyncService.preview` is the dry run. Every step writes to the audit log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
 from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, SyncCounts, SyncKind, SyncStatus
-from sync_pipeline.domain.diff import Action, classify
+from sync_pipeline.domain.diff import Action, classify, mark_missing
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
@@ -272,6 +273,11 @@ class SyncService:
         with self.db.engine.connect() as conn:
             state = self.db.sellers.load_state(conn, keys=None if only_keys is None else sorted(only_keys))
         plan = classify(sheet, state, force_keys=force_keys)
+        planned_inserts = plan.loc[plan["action"] == Action.INSERT.value, "seller_number"].tolist()
+        if planned_inserts:
+            with self.db.engine.connect() as conn:
+                written_before = self.db.audit.written_before(conn, planned_inserts)
+            plan = mark_missing(plan, written_before, force_keys=force_keys)
         compare_s = time.perf_counter() - t0
         to_write = plan[plan["action"].map(lambda a: Action(a).writes)]
         if dry_run:
@@ -530,23 +536,12 @@ class SyncService:
             self.db.audit.log_errors(conn, sync_id, errors, self.db.clock.now())
 
     # -- all steps ----------------------------------------------------------------------------------------------
-    def run(
-        self,
-        source: SheetSource,
-        *,
-        kind: SyncKind = SyncKind.MANUAL,
-        trigger: str | None = None,
-        run_id: str | None = None,
-        dry_run: bool = False,
-    ) -> SyncSummary:
-        """A whole sync without Dagster: begin, read, apply, close. Failures close the sync and re-raise."""
-        sync_id, settings, started = self.begin(kind=kind, source=source.description, trigger=trigger, run_id=run_id)
+    def preview(self, source: SheetSource, *, trigger: str | None = None) -> SyncSummary:
+        """A dry run: read, validate and diff without writing; the audit row says so (closed as cancelled)."""
+        sync_id, settings, started = self.begin(kind=SyncKind.MANUAL, source=source.description, trigger=trigger)
         try:
-            read = self.read(source, sync_id=sync_id, kind=kind, settings=settings, started_at=started)
-            result = self.apply(read, dry_run=dry_run)
-            if dry_run:
-                return self.dry_run_summary(read, result)
-            return self.complete(read, result)
+            read = self.read(source, sync_id=sync_id, kind=SyncKind.MANUAL, settings=settings, started_at=started)
+            return self.dry_run_summary(read, self.apply(read, dry_run=True))
         except BaseException as exc:
             self.fail(sync_id, exc)
             raise

@@ -9,9 +9,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs, sync_record_logs
-from sync_pipeline.domain.audit import AuditQuery, ErrorLog, RecordLog, SyncCounts, SyncKind, SyncStatus
+from sync_pipeline.domain.audit import (
+    AuditQuery,
+    ErrorLog,
+    RecordAction,
+    RecordLog,
+    SyncCounts,
+    SyncKind,
+    SyncStatus,
+)
 
 SyncRow = Mapping[str, Any]
+KEY_BATCH = 5000  # seller numbers per IN (...) query: well under SQLite's 32,766 bound parameters
 
 
 class AuditStore:
@@ -151,6 +160,20 @@ class AuditStore:
                 for e in errors
             ],
         )
+
+    def written_before(self, conn: sa.Connection, keys: Sequence[str]) -> frozenset[str]:
+        """Those of `keys` that some sync has inserted or updated (batched: SQLite caps bound parameters)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), KEY_BATCH):
+            batch = list(keys[start : start + KEY_BATCH])
+            query = (
+                sa.select(sync_record_logs.c.seller_number)
+                .where(sync_record_logs.c.seller_number.in_(batch))
+                .where(sync_record_logs.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
+                .distinct()
+            )
+            found.update(conn.execute(query).scalars())
+        return frozenset(found)
 
     def get(self, conn: sa.Connection, sync_id: str) -> SyncRow | None:
         row = conn.execute(sa.select(sync_audit_logs).where(sync_audit_logs.c.sync_id == sync_id)).mappings().first()
