@@ -6,10 +6,6 @@ The database is changed between commands with plain SQL (support/tamper.py).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +15,16 @@ import sqlalchemy as sa
 from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.adapters.store.tables import metadata
 from sync_pipeline_tests.support import tamper
+from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
 from sync_pipeline_tests.support.sample_sheet import write_csv
 from sync_pipeline_tests.support.sheets import HEADER, seller_row
 
-CLI = str(Path(sys.executable).parent / "sync-pipeline")
 KEYS = [f"CV{n:05d}" for n in range(1, 16)]
 
 
 def cli_json(*args: str, url: str, csv: Path) -> tuple[int, Any]:
-    env = {**os.environ, "SYNC_DATABASE_URL": url, "SYNC_SHEET_SOURCE": str(csv)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([CLI, *args, "--json"], capture_output=True, text=True, env=env, timeout=300)
-    try:
-        return done.returncode, json.loads(done.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"stdout is not one JSON object:\n{done.stdout[:2000]}\nstderr:\n{done.stderr[-2000:]}")
+    done = run_cli([*args, "--json"], env={"SYNC_DATABASE_URL": url, "SYNC_SHEET_SOURCE": str(csv)})
+    return done.returncode, parse_json_stdout(done)
 
 
 @pytest.fixture
