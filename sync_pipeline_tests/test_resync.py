@@ -24,6 +24,7 @@ from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.resync import resync_from_source, sync_verify_repair
 from sync_pipeline_tests.support import tamper
+from sync_pipeline_tests.support.db import audit_row as audit
 from sync_pipeline_tests.support.db import reset_database
 from sync_pipeline_tests.support.sheets import MemorySheetSource, seller_row, sheet
 
@@ -46,13 +47,6 @@ def db(engine: sa.Engine) -> Database:
 def fresh(engine: sa.Engine) -> Database:
     reset_database(engine)
     return Database(engine=engine, clock=FixedClock(START))
-
-
-def audit(db: Database, sync_id: str) -> dict:
-    with db.engine.connect() as conn:
-        row = db.audit.get(conn, sync_id)
-    assert row is not None
-    return dict(row)
 
 
 def resyncs_of(db: Database, parent: str) -> list[dict]:

@@ -34,7 +34,7 @@ from sync_pipeline.services.verify import (
     verify_source,
 )
 from sync_pipeline_tests.support import tamper
-from sync_pipeline_tests.support.db import reset_database
+from sync_pipeline_tests.support.db import audit_row, reset_database
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row, sheet
 
 DB_EXAMPLES = settings(
@@ -62,13 +62,6 @@ def db(engine: sa.Engine) -> Database:
 def fresh(engine: sa.Engine) -> Database:
     reset_database(engine)
     return Database(engine=engine, clock=FixedClock(START))
-
-
-def audit_row(db: Database, sync_id: str) -> dict:
-    with db.engine.connect() as conn:
-        row = db.audit.get(conn, sync_id)
-    assert row is not None
-    return dict(row)
 
 
 def logged(db: Database, sync_id: str, rule: str) -> list[dict]:
