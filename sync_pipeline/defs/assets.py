@@ -98,6 +98,11 @@ def seller_sheet(
         check_name="sheet_rows_valid",
         passed=not snapshot.rejections,
         severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if not snapshot.rejections
+        else f"{rejected_rows} sheet row(s) not synced until fixed ("
+        + ", ".join(f"{rule}: {n}" for rule, n in by_rule.most_common())
+        + "); failure_cases lists each row, cell and what to do",
         metadata={
             "rejected_rows": rejected_rows,
             "failures_by_rule": dg.MetadataValue.json(dict(by_rule)),
