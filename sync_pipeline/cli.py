@@ -124,7 +124,7 @@ def _dry_run(db: Database, source_text: str, worksheet: str | None) -> dict[str,
 
     try:
         source = build_source(source_text, worksheet=worksheet)
-        return SyncService(db).preview(source, trigger="cli --dry-run").as_dict()
+        return SyncService(db).preview(source).as_dict()
     except SyncError as exc:
         return {
             "status": SyncStatus.FAILED.value,

@@ -79,6 +79,11 @@ def test_dry_run_shows_what_would_change_and_writes_nothing(
     assert code == 0 and out["dry_run"] is True
     assert len(out["would_insert"]) == sample_expectation[0]
     assert sellers_count(url) == 0
+    engine = make_engine(url)
+    with engine.connect() as conn:  # not even an audit row or first-start settings: a dry run writes nothing
+        assert conn.execute(sa.text("SELECT count(*) FROM sync_audit_logs")).scalar_one() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM sync_config")).scalar_one() == 0
+    engine.dispose()
 
 
 def test_a_failed_sync_exits_non_zero_with_a_message(tmp_path: Path) -> None:

@@ -536,44 +536,42 @@ class SyncService:
             self.db.audit.log_errors(conn, sync_id, errors, self.db.clock.now())
 
     # -- all steps ----------------------------------------------------------------------------------------------
-    def preview(self, source: SheetSource, *, trigger: str | None = None) -> SyncSummary:
-        """A dry run: read, validate and diff without writing; the audit row says so (closed as cancelled)."""
-        sync_id, settings, started = self.begin(kind=SyncKind.MANUAL, source=source.description, trigger=trigger)
-        try:
-            read = self.read(source, sync_id=sync_id, kind=SyncKind.MANUAL, settings=settings, started_at=started)
-            return self.dry_run_summary(read, self.apply(read, dry_run=True))
-        except BaseException as exc:
-            self.fail(sync_id, exc)
-            raise
-
-    def dry_run_summary(self, read: SheetRead, result: ApplyResult) -> SyncSummary:
-        """What a sync would do; the audit row is closed as cancelled with 'dry run' so that nothing looks pending."""
-        now = self.db.clock.now()
-        with self.db.engine.begin() as conn:
-            self.db.audit.finish(
-                conn,
-                read.sync_id,
-                status=SyncStatus.CANCELLED,
-                finished_at=now,
-                counts=result.counts,
-                phases={**read.phases, **result.phases},
-                message="dry run: nothing was written",
-            )
+    def preview(self, source: SheetSource) -> SyncSummary:
+        """A dry run: read, validate and diff, and write nothing at all (no audit row, not even default settings)."""
+        started = self.db.clock.now()
+        with self.db.engine.connect() as conn:
+            settings = self.db.config.load(conn, now=started)
+            conn.rollback()  # load() writes first-start defaults; a dry run keeps the database as it was
+        t0 = time.perf_counter()
+        raw = source.read()
+        fetch_s = time.perf_counter() - t0
+        snapshot = ingest_sheet(raw, IngestRules.from_settings(settings, previous_mapping=self.previous_mapping()))
+        read = SheetRead(
+            sync_id="dry-run",
+            kind=SyncKind.MANUAL,
+            started_at=started,
+            settings=settings,
+            snapshot=replace(snapshot, fetch_seconds=fetch_s),
+            phases={"fetch": fetch_s, "validate": snapshot.validate_seconds},
+        )
+        result = self.apply(read, dry_run=True)
         plan = result.plan
+        phases = {**read.phases, **result.phases}
         return SyncSummary(
             status=SyncStatus.SUCCEEDED,
             sync_id=read.sync_id,
             run_id=None,
             counts=result.counts,
-            duration_s=(now - read.started_at).total_seconds(),
-            phases={**read.phases, **result.phases},
-            rejections=read.snapshot.rejections,
+            duration_s=sum(phases.values()),
+            phases=phases,
+            rejections=snapshot.rejections,
             conflicts=result.conflicts,
             dry_run=True,
             would_insert=tuple(plan.loc[plan["action"] == Action.INSERT, "seller_number"]),
             would_update=tuple(
                 plan.loc[plan["action"].isin([Action.UPDATE, Action.CONFLICT_SHEET_WINS]), "seller_number"]
             ),
+            gaps_found=int((plan["action"] == Action.MISSING).sum()),
             message="dry run: nothing was written",
         )
 
