@@ -8,7 +8,7 @@ from sync_pipeline.defs.checks import SELLERS_TABLE_CHECKS, verification_check_r
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
 from sync_pipeline.domain.audit import SyncKind
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError
-from sync_pipeline.services.sync import SAMPLE_SIZE, SheetRead, SyncService
+from sync_pipeline.services.sync import SAMPLE_SIZE, ProgressListener, SheetRead, SyncService
 from sync_pipeline.services.verify import verify_and_record
 
 GROUP = "sellers"
@@ -28,7 +28,9 @@ def sync_kind(context: dg.AssetExecutionContext) -> tuple[SyncKind, str]:
     return SyncKind.MANUAL, tags.get("sync_pipeline/trigger", "dagster")
 
 
-def _progress(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+def progress_logger(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> ProgressListener:
+    """Requirement 4.3: the phase and records done / total, in the run's event log (once per chunk)."""
+
     def report(phase: str, done: int, total: int) -> None:
         context.log.info(f"progress: phase={phase} records={done}/{total}")
 
@@ -63,7 +65,7 @@ def seller_sheet(
     Read once (one request for the whole sheet), normalised (NFKC, trimmed, dates and amounts parsed) and validated
     against the seller schema. This is where every sync starts: it opens the sync's audit record.
     """
-    service = SyncService(database.open(), progress=_progress(context))
+    service = SyncService(database.open(), progress=progress_logger(context))
     source = sheet.build()
     kind, trigger = sync_kind(context)
     sync_id, settings, started = service.begin(
@@ -155,7 +157,7 @@ def sellers_table(
     Then verifies the result against the sheet: the figures go on the sync's audit row and into the checks
     `counts_match_sheet`, `no_gaps` and `integrity`; what is missing is left to seller_gap_resync.
     """
-    service = SyncService(database.open(), progress=_progress(context))
+    service = SyncService(database.open(), progress=progress_logger(context))
     read = seller_sheet
     try:
         result = service.apply(read)

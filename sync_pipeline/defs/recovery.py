@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from sync_pipeline.defs.assets import GROUP, POOL
+from sync_pipeline.defs.assets import GROUP, POOL, progress_logger
 from sync_pipeline.defs.checks import SELLERS_TABLE, keys_markdown, verification_metadata
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
 from sync_pipeline.services.resync import ResyncResult, repair, resync_from_source
@@ -16,13 +16,6 @@ from sync_pipeline.services.sync import SheetRead
 from sync_pipeline.services.verify import verify
 
 GAPS_REPAIRED = "gaps_repaired"
-
-
-def _progress(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Any:
-    def report(phase: str, done: int, total: int) -> None:
-        context.log.info(f"progress: phase={phase} records={done}/{total}")
-
-    return report
 
 
 def _resync_metadata(result: ResyncResult) -> dict[str, Any]:
@@ -73,7 +66,7 @@ def seller_gap_resync(
     db = database.open()
     # A fresh look just before writing (cheap by design): a seller repaired meanwhile is not rewritten.
     verification = verify(db, seller_sheet)
-    result = repair(db, seller_sheet, verification, run_id=context.run_id, progress=_progress(context))
+    result = repair(db, seller_sheet, verification, run_id=context.run_id, progress=progress_logger(context))
     context.log.info(
         f"resync after sync {seller_sheet.sync_id}: {len(result.requested)} requested, {len(result.repaired)} "
         f"repaired, {len(result.remaining)} remaining" + (f" ({result.skipped})" if result.skipped else "")
@@ -126,7 +119,7 @@ def resync_sellers(
         config.seller_numbers,
         trigger="seller_resync_job",
         run_id=context.run_id,
-        progress=_progress(context),
+        progress=progress_logger(context),
     )
     context.log_event(
         dg.AssetMaterialization(
