@@ -65,6 +65,7 @@ def test_sync_of_the_sample_then_again_writes_nothing(
     code, second = cli_json("sync", "--source", str(DEFAULT_SHEET_SOURCE), "--database-url", database_url, env=env)
     assert code == 0
     assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, valid)
+    assert (second["gaps_found"], second["orphans_found"], second["verification_status"]) == (0, 0, "clean")
     # Both runs are in the Dagster instance's run history.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_run_by_id(first["run_id"]) is not None

@@ -22,6 +22,7 @@ from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.database import Database, open_database
+from sync_pipeline.services.report import sync_summary
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline.services.sync import SyncService
 from sync_pipeline_tests.support.db import reset_database
@@ -430,3 +431,14 @@ def test_a_sheet_with_fewer_than_half_the_sellers_fails_the_sync(db: Database) -
         run(db, [seller_row(k, name="変更", updated="2026-02-01 09:00") for k in KEYS[:4]])
     assert table_rows(db) == before  # not even the four rows present were written
     assert run(db, [seller_row(k) for k in KEYS[:5]]).status is SyncStatus.SUCCEEDED  # half is enough
+
+
+def test_sellers_no_longer_in_the_sheet_are_reported_as_orphans_and_never_deleted(db: Database) -> None:
+    run(db, [seller_row(k) for k in KEYS[:4]])
+    summary = run(db, [seller_row(k) for k in KEYS[:3]])
+    with db.engine.connect() as conn:
+        row = db.audit.get(conn, summary.sync_id)
+    assert row is not None
+    reported = sync_summary(db, row)
+    assert (reported["orphans_found"], reported["orphans_sample"]) == (1, [KEYS[3]])
+    assert set(table_rows(db)) == set(KEYS[:4])

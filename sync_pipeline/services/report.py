@@ -70,6 +70,10 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
         "gaps_found": row["gaps_found"] or 0,
         "gaps_resynced": row["gaps_resynced"] or 0,
         "verification_status": row.get("verification_status"),
+        "stale_found": row.get("stale_found") or 0,
+        # Sellers in the database no longer in the sheet: reported (count and sample), never deleted.
+        "orphans_found": row.get("orphans_found") or 0,
+        "orphans_sample": list((row.get("verification") or {}).get("orphans") or []),
         "duration_s": round(float(row["duration_s"] or 0.0), 3),
         "phases": {p: round(float(phases.get(p, 0.0)), 4) for p in PHASES},
         "message": row["message"],
