@@ -9,8 +9,9 @@ Automatic repairs (`automatic=True`) respect the `auto_recovery` setting; an ope
 from __future__ import annotations
 
 import logging
+import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -287,13 +288,14 @@ def sync_verify_repair(
     run_id: str | None = None,
     progress: ProgressListener | None = None,
     after_apply: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> VerifiedSync:
     """Sync, verify, record, close, then repair what verification found: the same steps as the Dagster assets.
 
     `after_apply` (tests only) is called between applying and verifying, to change the database behind the sync's
-    back the way another application might.
+    back the way another application might; `sleep` is the wait between reconnection attempts.
     """
-    service = SyncService(db, progress=progress)
+    service = SyncService(db, progress=progress, sleep=sleep)
     sync_id, settings, started = service.begin(kind=kind, source=source.description, trigger=trigger, run_id=run_id)
     try:
         read = service.read(source, sync_id=sync_id, kind=kind, settings=settings, started_at=started)

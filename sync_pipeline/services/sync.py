@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from sync_pipeline.adapters.retry import RetriesExhaustedError, retry_call
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
 from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, SyncCounts, SyncKind, SyncStatus
 from sync_pipeline.domain.diff import Action, classify, mark_missing
@@ -128,9 +129,12 @@ class SyncSummary:
 class SyncService:
     """The seller sync against one database."""
 
-    def __init__(self, db: Database, *, progress: ProgressListener | None = None) -> None:
+    def __init__(
+        self, db: Database, *, progress: ProgressListener | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.db = db
         self.progress = progress or (lambda phase, done, total: None)
+        self.sleep = sleep  # the waits between reconnection attempts (tests do not wait)
 
     # -- step 1: start ------------------------------------------------------------------------------------------
     def begin(
@@ -359,22 +363,18 @@ class SyncService:
     ) -> tuple[set[str], dict[str, str]]:
         """One chunk in one transaction; when the chunk fails, retry its rows one by one to isolate the bad ones."""
         try:
-            return self._write(sync_id, chunk, holder, lease), {}
+            return self._write_reconnecting(sync_id, chunk, holder, lease), {}
         except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated or len(chunk) == 1:
-                if len(chunk) == 1:
-                    return set(), {chunk["seller_number"].iloc[0]: _db_message(exc)}
-                raise
+            if len(chunk) == 1:
+                return set(), {chunk["seller_number"].iloc[0]: _db_message(exc)}
             log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), _db_message(exc))
         written: set[str] = set()
         failures: dict[str, str] = {}
         for i in range(len(chunk)):
             row = chunk.iloc[[i]]
             try:
-                written |= self._write(sync_id, row, holder, lease)
+                written |= self._write_reconnecting(sync_id, row, holder, lease)
             except sa.exc.DBAPIError as exc:
-                if exc.connection_invalidated:
-                    raise
                 failures[row["seller_number"].iloc[0]] = _db_message(exc)
         if failures:
             now = self.db.clock.now()
@@ -405,6 +405,35 @@ class SyncService:
                     now,
                 )
         return written, failures
+
+    def _write_reconnecting(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
+        """Requirement 7.2: when the connection is lost mid-chunk, the pool opens a new one and the chunk's transaction
+        (rolled back with the old connection) is retried, with backoff, each retry logged as a recovery action."""
+
+        def on_retry(event: RetryEvent) -> None:
+            try:
+                self._log_errors(
+                    sync_id,
+                    [
+                        ErrorLog(
+                            ErrorCategory.DATABASE,
+                            f"recovery: reconnected and retried the "
+                            f"{event.operation} after {event.reason} (retry {event.attempt})",
+                            rule="reconnect",
+                        )
+                    ],
+                )
+            except sa.exc.SQLAlchemyError:  # the database is still unreachable: the retry itself will tell
+                log.warning("could not log the reconnection of sync %s", sync_id)
+
+        return retry_call(
+            lambda: self._write(sync_id, chunk, holder, lease),
+            operation=f"write of {len(chunk)} seller(s)",
+            is_transient=is_lost_connection,
+            describe=_describe_db_failure,
+            on_retry=on_retry,
+            sleep=self.sleep,
+        )
 
     def _write(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
         now = self.db.clock.now()
@@ -507,10 +536,11 @@ class SyncService:
         `log_error=False` when the cause is already in the error log (a header problem, logged per header by read).
         """
         status = SyncStatus.FAILED if isinstance(exc, Exception) else SyncStatus.CANCELLED
+        cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
         category = (
-            exc.category
-            if isinstance(exc, SyncError)
-            else (ErrorCategory.DATABASE if isinstance(exc, sa.exc.SQLAlchemyError) else ErrorCategory.UNKNOWN)
+            cause.category
+            if isinstance(cause, SyncError)
+            else (ErrorCategory.DATABASE if isinstance(cause, sa.exc.SQLAlchemyError) else ErrorCategory.UNKNOWN)
         )
         message = str(exc) or type(exc).__name__
         if status is SyncStatus.CANCELLED:
@@ -649,6 +679,15 @@ def _iso(value: object) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
         return None
     return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """A database error that means the connection is gone (SQLAlchemy invalidated it), so a retry may succeed."""
+    return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _describe_db_failure(exc: BaseException) -> str:
+    return f"lost database connection ({_db_message(exc)})" if isinstance(exc, sa.exc.DBAPIError) else repr(exc)
 
 
 def _db_message(exc: sa.exc.DBAPIError) -> str:
