@@ -38,8 +38,19 @@ def canonical_text(value: object, kind: FieldKind) -> str:
     return str(value)
 
 
+_DATE_FORMATS = {FieldKind.DATE: "%Y-%m-%d", FieldKind.DATETIME: "%Y-%m-%d %H:%M:%S"}
+
+
 def _canonical_column(series: pd.Series, kind: FieldKind) -> pd.Series:
-    return series.map(lambda v: canonical_text(v, kind)).astype(str)
+    """`canonical_text` of a whole column, with column operations (this is on the hot path of every sync)."""
+    missing = series.isna()
+    if kind in _DATE_FORMATS:
+        text = pd.to_datetime(series.where(~missing, None)).dt.strftime(_DATE_FORMATS[kind])
+    elif kind is FieldKind.AMOUNT:
+        text = series.where(~missing, None).astype("Int64").astype(str)
+    else:
+        text = series.astype(str)
+    return text.where(~missing, "").astype(str)
 
 
 def row_hashes(records: pd.DataFrame) -> pd.Series:
