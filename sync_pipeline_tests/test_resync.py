@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sync_pipeline.adapters.store.lock import SyncLock
 from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_record_logs
 from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
@@ -172,12 +173,13 @@ def test_property_04_a_resync_that_fails_for_one_seller_raises_a_critical_alert(
 
 def test_property_04_a_resync_that_cannot_run_raises_a_critical_alert_naming_every_seller(db: Database) -> None:
     sync_verify_repair(db, source())
+    someone_else = SyncLock(db.engine)
 
     def behind() -> None:
         tamper.delete_sellers(db.engine, KEYS[:2])
-        assert db.lock.acquire("someone-else", now=START, lease=dt.timedelta(hours=1))
+        assert someone_else.try_acquire("someone-else", now=START)
 
-    with pytest.raises(SyncRefusedError):
+    with someone_else, pytest.raises(SyncRefusedError):
         sync_verify_repair(db, source(), after_apply=behind)
     [alert] = list_alerts(db, alert_type=AlertType.RESYNC_FAILED)
     assert alert.severity is Severity.CRITICAL and alert.detail["seller_numbers"] == KEYS[:2]

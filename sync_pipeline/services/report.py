@@ -14,7 +14,7 @@ from sync_pipeline.services.database import Database
 from sync_pipeline.services.sync import PHASES
 from sync_pipeline.services.verify import VERIFICATION_RULES
 
-RECORD_RULES_HIDDEN = frozenset({"retry"})  # recovery notes are errors of the log, not rejected rows
+RECORD_RULES_HIDDEN = frozenset({"recovery:sheet_retry"})  # recovery notes are errors of the log, not rejected rows
 
 
 def _iso(value: object) -> str | None:

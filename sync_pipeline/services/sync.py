@@ -20,13 +20,17 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.retry import RetriesExhaustedError, retry_call
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
+from sync_pipeline.adapters.store.lock import SyncLock, SyncLockLostError
 from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, SyncCounts, SyncKind, SyncStatus
 from sync_pipeline.domain.diff import Action, classify, mark_missing
-from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
+from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
+from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import Rejection, SheetSnapshot
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.recovery import close_abandoned_syncs, log_recovery, recovery_event, take_sync_lock
+from sync_pipeline.services.retry_queue import queue_failures, record_outcome
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +150,12 @@ class SyncService:
         run_id: str | None = None,
         parent_sync_id: str | None = None,
     ) -> tuple[str, Settings, dt.datetime]:
-        """Open a sync in the audit log (P6) with the settings in force; close syncs that died without closing (P9)."""
+        """Open a sync in the audit log (P6) with the settings in force."""
         now = self.db.clock.now()
         sync_id = str(uuid.uuid4())
         with self.db.engine.begin() as conn:
             settings = self.db.config.load(conn, now=now)
-            stale_before = now - dt.timedelta(seconds=settings.lock_lease_seconds)
-            closed = self.db.audit.close_abandoned(conn, stale_before=stale_before, now=now, closed_by=sync_id)
+            # Entries left running by dead holders are closed by the next sync that takes the lock (apply, below).
             self.db.audit.start(
                 conn,
                 sync_id=sync_id,
@@ -164,8 +167,6 @@ class SyncService:
                 settings=settings.as_strings(),
                 parent_sync_id=parent_sync_id,
             )
-        for old in closed:
-            log.warning("closed abandoned sync %s as failed", old)
         return sync_id, settings, now
 
     # -- step 1: read -------------------------------------------------------------------------------------------
@@ -184,12 +185,11 @@ class SyncService:
             self._log_errors(
                 sync_id,
                 [
-                    ErrorLog(
+                    recovery_event(
+                        RecoveryAction.SHEET_RETRY,
+                        f"retry {event.attempt} of {event.operation} after {event.reason}; "
+                        f"waiting {event.wait_seconds:.1f}s",
                         ErrorCategory.NETWORK,
-                        f"recovery: retry {event.attempt} of "
-                        f"{event.operation} after {event.reason}; waiting "
-                        f"{event.wait_seconds:.1f}s",
-                        rule="retry",
                     )
                 ],
             )
@@ -258,8 +258,12 @@ class SyncService:
         dry_run: bool = False,
         only_keys: frozenset[str] | None = None,
         force_keys: frozenset[str] = frozenset(),
+        lock: SyncLock | None = None,
     ) -> ApplyResult:
         """Diff the valid rows against the database and write the changes in chunks under the sync lock.
+
+        Without `lock` the apply takes the lock itself (refused with SyncRefusedError while a live sync holds it),
+        closes the syncs dead holders left running, and releases it at the end.
 
         `only_keys` limits the sync to those sellers (a resync); `force_keys` rewrites them even when their hash says
         unchanged. Each chunk is one transaction with its record logs, so a cancelled sync leaves whole chunks only.
@@ -289,31 +293,29 @@ class SyncService:
                 plan, frozenset(), {}, {"compare": compare_s, "update": 0.0}, snapshot, dry_run=True, lost=frozenset()
             )
 
-        holder = read.sync_id
-        lease = dt.timedelta(seconds=settings.lock_lease_seconds)
-        if not self.db.lock.acquire(holder, now=self.db.clock.now(), lease=lease):
-            other = self.db.lock.holder(now=self.db.clock.now())
-            raise SyncRefusedError(
-                ErrorCategory.CONFLICT,
-                f"another sync ({other}) is applying changes; this sync "
-                "was refused before writing anything. It will run again on the next schedule.",
-            )
+        # The lock is held for the writes (the lifecycle may hold it for the whole sync and pass it in).
+        own_lock = lock is None
+        if lock is None:
+            lock = take_sync_lock(self.db, read.sync_id)
         t1 = time.perf_counter()
         written: set[str] = set()
         failures: dict[str, str] = {}
         try:
+            if own_lock:
+                close_abandoned_syncs(self.db, read.sync_id)
             total = len(to_write)
             self.progress("update", 0, total)
             done = 0
             for chunk in _chunks(to_write, settings.chunk_size):
-                applied, failed = self._apply_chunk(read.sync_id, chunk, holder, lease)
+                applied, failed = self._apply_chunk(read.sync_id, chunk, lock)
                 written |= applied
                 failures.update(failed)
                 done += len(chunk)
                 self.progress("update", done, total)
             self._log_kept_conflicts(read.sync_id, plan)
         finally:
-            self.db.lock.release(holder)
+            if own_lock:
+                lock.release()
         update_s = time.perf_counter() - t1
         lost = frozenset(set(to_write["seller_number"]) - written - set(failures))
         return self._result(
@@ -358,22 +360,26 @@ class SyncService:
                 "set min_sheet_ratio=…`.",
             )
 
-    def _apply_chunk(
-        self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta
-    ) -> tuple[set[str], dict[str, str]]:
+    def _apply_chunk(self, sync_id: str, chunk: pd.DataFrame, lock: SyncLock) -> tuple[set[str], dict[str, str]]:
         """One chunk in one transaction; when the chunk fails, retry its rows one by one to isolate the bad ones."""
         try:
-            return self._write_reconnecting(sync_id, chunk, holder, lease), {}
+            return self._write_reconnecting(sync_id, chunk, lock), {}
         except sa.exc.DBAPIError as exc:
-            if len(chunk) == 1:
-                return set(), {chunk["seller_number"].iloc[0]: _db_message(exc)}
-            log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), _db_message(exc))
+            if len(chunk) > 1:
+                log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), _db_message(exc))
+                log_recovery(
+                    self.db,
+                    sync_id,
+                    RecoveryAction.CHUNK_RETRY,
+                    f"a chunk of {len(chunk)} seller(s) was refused by the database ({_db_message(exc)}); "
+                    "retried row by row so that the good rows are written",
+                )
         written: set[str] = set()
         failures: dict[str, str] = {}
         for i in range(len(chunk)):
             row = chunk.iloc[[i]]
             try:
-                written |= self._write_reconnecting(sync_id, row, holder, lease)
+                written |= self._write_reconnecting(sync_id, row, lock)
             except sa.exc.DBAPIError as exc:
                 failures[row["seller_number"].iloc[0]] = _db_message(exc)
         if failures:
@@ -404,9 +410,10 @@ class SyncService:
                     ],
                     now,
                 )
+            queue_failures(self.db, sync_id, failures)  # retried later by failed_record_retry_sensor (7.4)
         return written, failures
 
-    def _write_reconnecting(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
+    def _write_reconnecting(self, sync_id: str, chunk: pd.DataFrame, lock: SyncLock) -> set[str]:
         """Requirement 7.2: when the connection is lost mid-chunk, the pool opens a new one and the chunk's transaction
         (rolled back with the old connection) is retried, with backoff, each retry logged as a recovery action."""
 
@@ -415,11 +422,10 @@ class SyncService:
                 self._log_errors(
                     sync_id,
                     [
-                        ErrorLog(
-                            ErrorCategory.DATABASE,
-                            f"recovery: reconnected and retried the "
-                            f"{event.operation} after {event.reason} (retry {event.attempt})",
-                            rule="reconnect",
+                        recovery_event(
+                            RecoveryAction.RECONNECT,
+                            f"reconnected and retried the {event.operation} after {event.reason} "
+                            f"(retry {event.attempt})",
                         )
                     ],
                 )
@@ -427,7 +433,7 @@ class SyncService:
                 log.warning("could not log the reconnection of sync %s", sync_id)
 
         return retry_call(
-            lambda: self._write(sync_id, chunk, holder, lease),
+            lambda: self._write(sync_id, chunk, lock),
             operation=f"write of {len(chunk)} seller(s)",
             is_transient=is_lost_connection,
             describe=_describe_db_failure,
@@ -435,15 +441,23 @@ class SyncService:
             sleep=self.sleep,
         )
 
-    def _write(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
+    def _write(self, sync_id: str, chunk: pd.DataFrame, lock: SyncLock) -> set[str]:
+        try:
+            if lock.ensure_held():
+                self._log_errors(
+                    sync_id,
+                    [
+                        recovery_event(
+                            RecoveryAction.LOCK_REACQUIRED,
+                            "the sync lock's own database session was lost; the lock was free and was taken back "
+                            "before writing more",
+                        )
+                    ],
+                )
+        except SyncLockLostError as exc:
+            raise SyncError(ErrorCategory.CONFLICT, str(exc)) from exc
         now = self.db.clock.now()
         with self.db.engine.begin() as conn:
-            if not self.db.lock.renew(conn, holder, now=now, lease=lease):
-                raise SyncError(
-                    ErrorCategory.CONFLICT,
-                    "the sync lock was lost (lease expired and taken over); "
-                    "stopped before writing more. Raise lock_lease_seconds if chunks are slow.",
-                )
             written = self.db.sellers.apply_chunk(conn, chunk, now)
             self.db.audit.log_records(conn, sync_id, _record_logs(chunk, written), now)
             self.db.audit.update(
@@ -510,6 +524,8 @@ class SyncService:
             errors = len(self.db.audit.errors(conn, read.sync_id))
         counts = replace(counts, errors=errors)
         status = SyncStatus.PARTIAL if (counts.rejected or counts.failed) else SyncStatus.SUCCEEDED
+        # Queued sellers this sync wrote leave the retry queue (7.4); the lifecycle's end is where this belongs.
+        record_outcome(self.db, read.sync_id, written=result.written, valid_keys=read.snapshot.valid_keys)
         with self.db.engine.begin() as conn:
             self.db.audit.finish(conn, read.sync_id, status=status, finished_at=now, counts=counts, phases=phases)
             row = self.db.audit.get(conn, read.sync_id)
