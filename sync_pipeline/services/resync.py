@@ -20,9 +20,11 @@ from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 from sync_pipeline.domain.audit import ErrorLog, SyncKind
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory
+from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.verification import Verification, sample
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.recovery import log_recovery
 from sync_pipeline.services.sync import ProgressListener, SheetRead, SyncService, SyncSummary
 from sync_pipeline.services.verify import record_verification, verify, verify_and_record
 
@@ -150,6 +152,13 @@ def _resync_with(
     not_in_sheet = {key: _why_not(read, key) for key in sorted(requested - valid)}
     keys = requested & valid
     try:
+        log_recovery(
+            db,
+            parent_sync_id or read.sync_id,
+            RecoveryAction.RESYNC,
+            f"resync {read.sync_id} rewrites {len(keys)} seller(s) from the sheet: {_quote(keys)}"
+            + (f" ({len(not_in_sheet)} requested seller(s) are not valid sheet rows)" if not_in_sheet else ""),
+        )
         if not_in_sheet:
             with db.engine.begin() as conn:
                 db.audit.log_errors(
