@@ -219,6 +219,8 @@ def status(database_url: str | None, as_json: bool) -> None:
     data = current_status(_open(database_url))
     last, ok = data["last_attempt"], data["last_success"]
     human = [f"state: {data['state']}"]
+    if data["lock"]:
+        human.append(f"  sync lock held by {data['lock']['holder']} since {data['lock']['since']}")
     if data["running"]:
         human.append(f"  running since {data['running']['started_at']}: {data['running']['progress']}")
     human.append(f"last attempt: {last['started_at']} {last['status']}" if last else "last attempt: never")

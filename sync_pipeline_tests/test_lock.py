@@ -25,6 +25,7 @@ from sync_pipeline.domain.clock import FixedClock
 from sync_pipeline.domain.errors import SyncRefusedError
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.recovery import take_sync_lock
+from sync_pipeline.services.report import current_status
 
 NOW = dt.datetime(2026, 4, 1, 9, 0)
 CHILD_READY_SECONDS = 60  # the child imports SQLAlchemy and connects; generous on a busy 2-core machine
@@ -74,6 +75,7 @@ def test_property_39_a_live_holder_in_another_process_always_blocks(
             take_sync_lock(db, "second-sync")
     holder = current_holder(engine)
     assert holder is not None and holder.holder == "dead-sync"
+    assert current_status(db)["lock"]["holder"] == "dead-sync"  # what `sync-pipeline status` shows
     assert holder_process.poll() is None
 
 

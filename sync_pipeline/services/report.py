@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_pipeline.adapters.store.lock import current_holder
 from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
 from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.recovery import RECOVERY_RULE_PREFIX, is_recovery_rule
@@ -114,8 +115,11 @@ def current_status(db: Database) -> dict[str, Any]:
             .first()
         )
         success = db.audit.latest(conn, statuses=[SyncStatus.SUCCEEDED, SyncStatus.PARTIAL])
+    holder = current_holder(db.engine)
     return {
         "state": "running" if running else "idle",
+        # Who holds the sync lock right now (the lock, not the audit log, says whether a sync is alive).
+        "lock": None if holder is None else {"holder": holder.holder, "since": _iso(holder.acquired_at)},
         "running": None
         if not running
         else {

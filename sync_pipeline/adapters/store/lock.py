@@ -244,12 +244,26 @@ def lock_file_path(engine: sa.Engine) -> Path | None:
 def current_holder(engine: sa.Engine, name: str = SYNC_LOCK) -> LockHolder | None:
     """Who holds the sync lock now; None when nobody does (a label left by a dead holder is not believed).
 
-    Probes the real lock by trying to take it: free means nobody holds it, whatever the label says.
+    Postgres: looked up in pg_locks, without touching the lock. SQLite: a probe that takes the lock and gives it
+    straight back when it is free (so a sync starting in that same instant can be refused once, as by any holder).
     """
-    probe = SyncLock(engine, name)
-    if probe._take():
-        probe.release()
-        return None
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            held = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"key": SYNC_LOCK_KEY},
+            ).scalar_one()
+        if not held:
+            return None
+    else:
+        probe = SyncLock(engine, name)
+        if probe._take():
+            probe.release()
+            return None
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(sync_locks.c.holder, sync_locks.c.acquired_at).where(sync_locks.c.name == name)
