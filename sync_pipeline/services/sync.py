@@ -365,23 +365,26 @@ class SyncService:
         try:
             return self._write_reconnecting(sync_id, chunk, lock), {}
         except sa.exc.DBAPIError as exc:
-            if len(chunk) > 1:
-                log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), _db_message(exc))
-                log_recovery(
-                    self.db,
-                    sync_id,
-                    RecoveryAction.CHUNK_RETRY,
-                    f"a chunk of {len(chunk)} seller(s) was refused by the database ({_db_message(exc)}); "
-                    "retried row by row so that the good rows are written",
-                )
+            refused = _db_message(exc)
         written: set[str] = set()
         failures: dict[str, str] = {}
-        for i in range(len(chunk)):
-            row = chunk.iloc[[i]]
-            try:
-                written |= self._write_reconnecting(sync_id, row, lock)
-            except sa.exc.DBAPIError as exc:
-                failures[row["seller_number"].iloc[0]] = _db_message(exc)
+        if len(chunk) == 1:  # nothing to isolate: that one row is the one the database refused
+            failures[chunk["seller_number"].iloc[0]] = refused
+        else:
+            log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), refused)
+            log_recovery(
+                self.db,
+                sync_id,
+                RecoveryAction.CHUNK_RETRY,
+                f"a chunk of {len(chunk)} seller(s) was refused by the database ({refused}); "
+                "retried row by row so that the good rows are written",
+            )
+            for i in range(len(chunk)):
+                row = chunk.iloc[[i]]
+                try:
+                    written |= self._write_reconnecting(sync_id, row, lock)
+                except sa.exc.DBAPIError as exc:
+                    failures[row["seller_number"].iloc[0]] = _db_message(exc)
         if failures:
             now = self.db.clock.now()
             failed_rows = chunk[chunk["seller_number"].isin(failures)]
