@@ -198,10 +198,6 @@ class AuditStore:
         )
         return [dict(r) for r in conn.execute(query).mappings()]
 
-    def records(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
-        query = sa.select(sync_record_logs).where(sync_record_logs.c.sync_id == sync_id).order_by(sync_record_logs.c.id)
-        return [dict(r) for r in conn.execute(query).mappings()]
-
     def errors(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
         query = sa.select(sync_error_logs).where(sync_error_logs.c.sync_id == sync_id).order_by(sync_error_logs.c.id)
         return [dict(r) for r in conn.execute(query).mappings()]
