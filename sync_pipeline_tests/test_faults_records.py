@@ -45,6 +45,11 @@ def db(engine: sa.Engine) -> Iterator[Database]:
     tamper.drop_reject_trigger(engine)
 
 
+def sensor_context(database_url: str, instance: dg.DagsterInstance) -> dg.SensorEvaluationContext:
+    """The sensor's context with the real database resource (a context manager: the resource opens its engine)."""
+    return dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)})
+
+
 def errors_of(db: Database, sync_id: str) -> list[dict]:
     with db.engine.connect() as conn:
         return [dict(e) for e in db.audit.errors(conn, sync_id)]
@@ -73,14 +78,13 @@ def test_property_31_a_refused_record_is_queued_and_the_sensors_retry_run_repair
     # The cause is removed; the sensor asks for a retry run of exactly that seller, once.
     tamper.drop_reject_trigger(db.engine)
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)})
-        request = failed_record_retry_sensor(context)
+        with sensor_context(database_url, instance) as context:
+            request = failed_record_retry_sensor(context)
         assert isinstance(request, dg.RunRequest)
         assert request.run_config == {"ops": {"resync_sellers": {"config": {"seller_numbers": [REFUSED]}}}}
         assert request.tags[RETRY_OF_TAG] == REFUSED and request.run_key
-        again = failed_record_retry_sensor(
-            dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)})
-        )
+        with sensor_context(database_url, instance) as context:
+            again = failed_record_retry_sensor(context)
         assert isinstance(again, dg.RunRequest) and again.run_key == request.run_key  # Dagster launches a key once
 
         result = defs.resolve_job_def("seller_resync_job").execute_in_process(
@@ -102,9 +106,8 @@ def test_property_31_a_refused_record_is_queued_and_the_sensors_retry_run_repair
     retry_events = errors_of(db, retry["sync_id"])
     assert rules(retry_events) == ["recovery:resync", "recovery:record_retry"]
     assert "left the retry queue" in retry_events[-1]["message"] and retry_events[-1]["seller_number"] == REFUSED
-    skipped = failed_record_retry_sensor(
-        dg.build_sensor_context(resources={"database": SyncDatabase(url=database_url)})
-    )
+    with dg.instance_for_test() as instance, sensor_context(database_url, instance) as context:
+        skipped = failed_record_retry_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and "empty" in (skipped.skip_message or "")
 
 

@@ -323,7 +323,7 @@ def test_property_39_a_sync_is_refused_while_another_holds_the_lock(db: Database
         assert table_rows(db) == {}
         with db.engine.connect() as conn:
             last = db.audit.latest(conn)
-        assert last is not None and last["status"] == SyncStatus.FAILED.value
+        assert last is not None and last["status"] == SyncStatus.SKIPPED.value  # refused, not failed
         assert current_holder(db.engine) is not None and current_holder(db.engine).holder == "other-sync"  # type: ignore[union-attr]
     # Released: the next sync runs at once, and nothing of the refused one is left running.
     assert run(db, [seller_row("TK00001")]).counts.inserted == 1

@@ -1,11 +1,11 @@
 """Crash recovery for the sync lifecycle: take the lock that dies with its holder, close what dead holders left running,
 and log every recovery action as an audit event (Requirements 2.4, 7.5; P9, P31, P39).
 
-The lifecycle calls, in this order, once per sync:
-    lock = take_sync_lock(db, sync_id)          # refuses (SyncRefusedError) while a live sync holds it
+`services.lifecycle.SyncRun` calls, once per sync (a resync shares its parent's lock and calls neither):
+    lock = take_sync_lock(db, sync_id)          # in __enter__; refuses (SyncRefusedError) while a live sync holds it
     close_abandoned_syncs(db, sync_id)          # right after: every other 'running' entry is now abandoned
-    ... the sync ...
-    lock.release()                              # or `with lock:`; a crash releases it anyway
+    ... the sync; the chunk writer calls lock.ensure_held() before each chunk ...
+    lock.release()                              # in __exit__; a crash releases it anyway
 """
 
 from __future__ import annotations
