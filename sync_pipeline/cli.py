@@ -201,6 +201,8 @@ def status(database_url: str | None, as_json: bool) -> None:
     data = current_status(_open(database_url))
     last, ok = data["last_attempt"], data["last_success"]
     human = [f"state: {data['state']}"]
+    if data["lock"]:
+        human.append(f"  sync lock held by {data['lock']['holder']} since {data['lock']['since']}")
     if data["running"]:
         human.append(f"  running since {data['running']['started_at']}: {data['running']['progress']}")
     human.append(f"last attempt: {last['started_at']} {last['status']}" if last else "last attempt: never")
@@ -223,6 +225,8 @@ def _parse_when(value: str | None) -> dt.datetime | None:
 @click.option("--status", "status_", type=click.Choice([s.value for s in SyncStatus]))
 @click.option("--seller", help="Only syncs that logged this seller number.")
 @click.option("--limit", default=50, show_default=True)
+@click.option("--sync", "sync_id", help="Show one sync: its audit row and its error and recovery log, in order.")
+@click.option("--recovery", is_flag=True, help="List recovery actions (retries, reconnects, takeovers, …) instead.")
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def audit(
@@ -231,15 +235,22 @@ def audit(
     status_: str | None,
     seller: str | None,
     limit: int,
+    sync_id: str | None,
+    recovery: bool,
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    """Query the audit log by date range, status and seller number (combined)."""
+    """Query the audit log by date range, status and seller number (combined); --sync ID or --recovery for events."""
     from sync_pipeline.services.report import audit_rows
     from sync_pipeline.services.resync import normalise_seller_numbers
 
     if seller is not None:  # typed as the office types it: the sheet's own key normalisation
         seller = next(iter(normalise_seller_numbers([seller])), seller)
+
+    if sync_id is not None or recovery:
+        _audit_events(sync_id, since, until, seller, limit, database_url, as_json)
+        return
+
     query = AuditQuery(
         since=_parse_when(since),
         until=_parse_when(until),
@@ -257,6 +268,45 @@ def audit(
         or "no matching syncs"
     )
     _emit(rows, as_json, human)
+
+
+def _audit_events(
+    sync_id: str | None,
+    since: str | None,
+    until: str | None,
+    seller: str | None,
+    limit: int,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    from sync_pipeline.services.report import recovery_events, sync_events
+
+    db = _open(database_url)
+    if sync_id is not None:
+        found = sync_events(db, sync_id)
+        if found is None:
+            click.echo(f"error: no sync {sync_id} in the audit log", err=True)
+            sys.exit(EXIT_FAILED)
+        s = found["sync"]
+        head = f"{s['started_at']}  {s['status']:<9} {s['kind']:<9} {s['sync_id']}" + (
+            f"\n  {s['message']}" if s["message"] else ""
+        )
+        lines = [head, *(_event_line(e) for e in found["events"])] if found["events"] else [head, "  no events"]
+        _emit(found, as_json, "\n".join(lines))
+        return
+    query = AuditQuery(since=_parse_when(since), until=_parse_when(until), seller_number=seller, limit=limit)
+    events = recovery_events(db, query)
+    _emit(events, as_json, "\n".join(_event_line(e, with_sync=True) for e in events) or "no recovery actions")
+
+
+def _event_line(e: dict[str, Any], *, with_sync: bool = False) -> str:
+    where = " ".join(p for p in (e["seller_number"], e["cell"]) if p)
+    return (
+        f"  {e['at']}  {e['category']:<10} {e['rule'] or '':<24} "
+        + (f"{e['sync_id']}  " if with_sync else "")
+        + (f"[{where}] " if where else "")
+        + e["message"]
+    )
 
 
 @main.command()

@@ -54,3 +54,9 @@ def test_domain_layer_imports_no_dagster_sqlalchemy_or_gspread() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_failed_record_retry_sensor_runs_by_default_and_launches_the_resync_job() -> None:
+    sensor = defs.resolve_sensor_def("failed_record_retry_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "seller_resync_job"

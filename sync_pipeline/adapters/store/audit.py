@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,30 +102,20 @@ class AuditStore:
         )
 
     def close_abandoned(
-        self, conn: sa.Connection, *, stale_before: dt.datetime, now: dt.datetime, closed_by: str
-    ) -> list[str]:
-        """Close as abandoned every sync still 'running' that started before `stale_before` (P9).
+        self, conn: sa.Connection, *, keep: Collection[str], now: dt.datetime, reason: str
+    ) -> list[SyncRow]:
+        """Close as abandoned every sync still 'running' except those in `keep`; returns their rows as they were.
 
-        The caller holds the sync lock, so no such sync can still be alive: its holder died (killed, crashed, the
-        machine restarted) without closing it.
+        Only the holder of the sync lock may call this: while it holds the lock no other sync can be alive, so every
+        other running entry was left by a holder that died (P9). `reason` goes into each entry's message.
         """
-        stale = sa.and_(
-            sync_audit_logs.c.status == SyncStatus.RUNNING.value,
-            sync_audit_logs.c.started_at <= stale_before,
-            sync_audit_logs.c.sync_id != closed_by,
-        )
-        ids = list(conn.execute(sa.select(sync_audit_logs.c.sync_id).where(stale)).scalars())
-        for sync_id in ids:
-            self.finish(
-                conn,
-                sync_id,
-                status=SyncStatus.ABANDONED,
-                finished_at=now,
-                message=f"abandoned: left running by a process that no longer holds the sync lock (it was killed or "
-                f"crashed); noticed at {now:%Y-%m-%d %H:%M:%S} UTC by sync {closed_by}. Chunks it committed are kept; "
-                "this sync writes the rest.",
-            )
-        return ids
+        query = sa.select(sync_audit_logs).where(sync_audit_logs.c.status == SyncStatus.RUNNING.value)
+        if keep:
+            query = query.where(sync_audit_logs.c.sync_id.not_in(list(keep)))
+        rows: list[SyncRow] = [dict(r) for r in conn.execute(query.order_by(sync_audit_logs.c.id)).mappings()]
+        for row in rows:
+            self.finish(conn, row["sync_id"], status=SyncStatus.ABANDONED, finished_at=now, message=reason)
+        return rows
 
     def log_records(self, conn: sa.Connection, sync_id: str, records: Sequence[RecordLog], now: dt.datetime) -> None:
         if not records:
