@@ -196,9 +196,7 @@ def test_missed_sync_rule_raises_once_per_silent_period(db: Database, clock: Fix
     assert len(alerts_of(db, AlertType.NO_RECENT_SUCCESS)) == 2
 
 
-def test_missed_sync_rule_counts_from_the_first_sync_when_none_ever_succeeded(
-    db: Database, clock: FixedClock
-) -> None:
+def test_missed_sync_rule_counts_from_the_first_sync_when_none_ever_succeeded(db: Database, clock: FixedClock) -> None:
     assert "no sync has run yet" in evaluate_rules(db).summary()
     clock.advance(hours=10)  # an empty audit log is not a silence: nothing ran to measure from
     assert evaluate_rules(db).raised == ()
@@ -225,4 +223,3 @@ def test_property_11_every_alert_is_logged_with_its_severity(
         (logging.CRITICAL, "ALERT CRITICAL [consecutive_failures"),
         (logging.WARNING, "ALERT WARNING [no_recent_success"),
     }
-

@@ -56,13 +56,14 @@ class DeliveryReport:
 
     sent: tuple[Sent, ...] = ()
     throttled: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # type -> {alert_ids, until}
-    failed: Mapping[str, Any] | None = None  # {alert_type, alert_ids, error} of the attempt that failed
+    failed: Mapping[str, Any] | None = None  # {alert_type?, alert_ids, error}: what could not be sent, and why
     pending: int = 0  # alerts owed an e-mail when the pass started
     note: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failed is None and not (self.note and self.pending)
+        """False when e-mail is on and something owed could not be sent (server down, set-up incomplete)."""
+        return self.failed is None
 
     def summary(self) -> str:
         parts = [f"{self.pending} alert(s) owed an e-mail"]
@@ -101,9 +102,10 @@ def deliver_due(db: Database, smtp: mail.SmtpSettings | None = None) -> Delivery
     try:
         smtp = smtp or mail.SmtpSettings.from_env(os.environ)
     except mail.MailConfigError as exc:
-        return DeliveryReport(pending=pending, note=str(exc))
+        return DeliveryReport(pending=pending, failed={"alert_ids": [], "error": str(exc)})
     if smtp.missing:
-        return DeliveryReport(pending=pending, note=f"e-mail is on but not configured: set {', '.join(smtp.missing)}")
+        error = f"e-mail is on but not configured: set {' and '.join(smtp.missing)}"
+        return DeliveryReport(pending=pending, failed={"alert_ids": [], "error": error})
     with hold_lease(db, DELIVERY_LOCK, DELIVERY_LOCK_LEASE_SECONDS) as held:
         if not held:
             return DeliveryReport(pending=pending, note="another process is delivering alerts right now")
