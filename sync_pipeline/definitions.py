@@ -2,13 +2,16 @@
 
 import dagster as dg
 
+from sync_pipeline.defs.alert_jobs import acknowledge_alerts
 from sync_pipeline.defs.assets import seller_sheet, sellers_table
 from sync_pipeline.defs.jobs import seller_sync_job
 from sync_pipeline.defs.recovery import seller_gap_resync, seller_resync_job
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+from sync_pipeline.defs.sensors import sensors
 
 defs = dg.Definitions(
     assets=[seller_sheet, sellers_table, seller_gap_resync],
-    jobs=[seller_sync_job, seller_resync_job],
+    jobs=[seller_sync_job, seller_resync_job, acknowledge_alerts],
+    sensors=sensors,
     resources={"database": SyncDatabase(), "sheet": SellerSheet()},
 )

@@ -75,9 +75,14 @@ def evaluate_rules(
     *,
     rules: Collection[str] = ALL_RULES,
     on_alert: AlertListener | None = None,
+    exclude_run_ids: Collection[str] = (),
     sleep: Callable[[float], None] = time.sleep,
 ) -> RulesResult:
-    """Evaluate `rules` once against the audit log and raise what they decide; idempotent however often it runs."""
+    """Evaluate `rules` once against the audit log and raise what they decide; idempotent however often it runs.
+
+    `exclude_run_ids`: Dagster runs that failed but will be retried (tag dagster/will_retry=true); their syncs do not
+    count as failures, so a sync and its retry count once. Only the sensors know them (they ask the instance).
+    """
     unknown = set(rules) - set(ALL_RULES)
     if unknown:
         raise ValueError(f"unknown alert rules {sorted(unknown)}; rules are {', '.join(ALL_RULES)}")
@@ -93,7 +98,7 @@ def evaluate_rules(
             if CONSECUTIVE_FAILURES_RULE in rules:
                 decisions.append(
                     decide_consecutive_failures(
-                        _history.failure_streak(conn, COUNTED_KINDS),
+                        _history.failure_streak(conn, COUNTED_KINDS, exclude_run_ids=exclude_run_ids),
                         threshold=settings.consecutive_failure_threshold,
                         alerted_keys=_alerts.rule_keys(conn, AlertType.CONSECUTIVE_FAILURES),
                     )

@@ -5,7 +5,7 @@ Every query is bounded (aggregates or LIMIT 1), so evaluating the rules costs th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,10 +52,17 @@ class SyncHistory:
         query = sa.select(t).where(t.c.kind.in_(_values(kinds)), t.c.status != SyncStatus.RUNNING.value)
         return self._one(conn, query.order_by(t.c.started_at.desc(), t.c.id.desc()))
 
-    def failure_streak(self, conn: sa.Connection, kinds: Sequence[SyncKind]) -> FailureStreak:
-        """The counted failures after the last counted success; statuses outside both sets neither add nor end."""
+    def failure_streak(
+        self, conn: sa.Connection, kinds: Sequence[SyncKind], *, exclude_run_ids: Collection[str] = ()
+    ) -> FailureStreak:
+        """The counted failures after the last counted success; statuses outside both sets neither add nor end.
+
+        Failures in `exclude_run_ids` (Dagster runs that will be retried: their retry counts instead) are skipped.
+        """
         last = self.last_success(conn, kinds)
         failed: list[sa.ColumnElement[bool]] = [t.c.kind.in_(_values(kinds)), t.c.status.in_(_values(FAILURE_STATUSES))]
+        if exclude_run_ids:
+            failed.append(sa.or_(t.c.run_id.is_(None), t.c.run_id.not_in(sorted(exclude_run_ids))))
         if last is not None:
             last_id = sa.select(t.c.id).where(t.c.sync_id == last.sync_id).scalar_subquery()
             failed.append(
