@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
+from sync_pipeline.domain.alert_rules import COUNTED_KINDS, FAILURE_STATUSES, SUCCESS_STATUSES
 from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
@@ -26,6 +29,7 @@ from sync_pipeline.services.alert_rules import evaluate_rules
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.resync import sync_verify_repair
+from sync_pipeline_tests.support.db import reset_database
 from sync_pipeline_tests.support.sheets import seller_row, sheet
 
 START = dt.datetime(2026, 3, 2, 9, 0)
@@ -223,3 +227,48 @@ def test_property_11_every_alert_is_logged_with_its_severity(
         (logging.CRITICAL, "ALERT CRITICAL [consecutive_failures"),
         (logging.WARNING, "ALERT WARNING [no_recent_success"),
     }
+
+
+def expected_streak_alerts(events: list[tuple[SyncKind, SyncStatus, int]], threshold: int) -> int:
+    """The model: counted failures in a row, reset by a counted success; a streak that has reached the threshold
+    when the rules are evaluated alerts, once."""
+    alerts = streak = 0
+    alerted = False
+    for kind, status, evaluations in [*events, (SyncKind.RESYNC, SyncStatus.SKIPPED, 1)]:  # the final evaluation
+        if kind in COUNTED_KINDS and status in FAILURE_STATUSES:
+            streak += 1
+        elif kind in COUNTED_KINDS and status in SUCCESS_STATUSES:
+            streak, alerted = 0, False
+        if evaluations and streak >= threshold and not alerted:
+            alerts, alerted = alerts + 1, True
+    return alerts
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(list(SyncKind)),
+        st.sampled_from([s for s in SyncStatus if s is not SyncStatus.RUNNING]),
+        st.integers(min_value=0, max_value=2),  # evaluations after this sync: none, one, or repeated
+    ),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(events=EVENTS, threshold=st.integers(min_value=1, max_value=4))
+def test_one_consecutive_failures_alert_per_streak_for_any_history(
+    db: Database, clock: FixedClock, events: list[tuple[SyncKind, SyncStatus, int]], threshold: int
+) -> None:
+    reset_database(db.engine)
+    with db.engine.begin() as conn:
+        db.config.save(conn, {"consecutive_failure_threshold": str(threshold)}, now=clock.now())
+    for kind, status, evaluations in events:
+        tick(clock, minutes=1)  # 14 minutes at most: no_recent_success (2 h) stays quiet
+        audit_entry(db, status, kind=kind)
+        for _ in range(evaluations):
+            evaluate_rules(db)
+    evaluate_rules(db)
+    evaluate_rules(db)
+    assert len(alerts_of(db, AlertType.CONSECUTIVE_FAILURES)) == expected_streak_alerts(events, threshold)

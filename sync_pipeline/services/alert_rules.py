@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from sync_pipeline.adapters.store.alerts import AlertStore
 from sync_pipeline.adapters.store.history import SyncHistory
 from sync_pipeline.adapters.store.lock import LeaseLock
@@ -152,3 +154,14 @@ def hold_lease(
         yield True
     finally:
         lock.release(holder)
+
+
+def evaluate_after_sync(db: Database, *, on_alert: AlertListener | None = None) -> RulesResult | None:
+    """The sync lifecycle's hook: evaluate every rule once a sync's audit row is closed, so every finished sync
+    (CLI, Dagster, resync) is judged at once. A database error here is logged, not raised: the sync's own outcome is
+    already recorded, and the sensors and `alerts check` evaluate again."""
+    try:
+        return evaluate_rules(db, on_alert=on_alert)
+    except sa.exc.SQLAlchemyError:
+        log.exception("alert rules could not be evaluated after the sync; the next sensor tick will")
+        return None
