@@ -17,8 +17,10 @@ from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 
 SUBJECT_PREFIX = "[sync_pipeline]"
 SUBJECT_CHARS = 140  # longer subjects are cut by most mail clients anyway
+DIGEST_ALERTS = 30  # alerts written out in full in one e-mail; older ones in a digest are listed by id only
 FIGURE_ITEMS = 20  # list items (seller numbers) quoted per figure; the alert in the database keeps them all
 ACK_HINT = "Acknowledge with `sync-pipeline alerts ack {ids}` or the acknowledge_alerts job in the Dagster UI."
+_SHOWN_APART = frozenset({RULE_KEY, "since", "run_id"})  # bookkeeping, or shown on lines of their own
 _SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 NEXT_STEPS: Mapping[str, str] = {
@@ -64,7 +66,9 @@ def _figure(value: Any) -> str:
 
 def figures(alert: Alert) -> list[tuple[str, str]]:
     """The alert's detail as label/value pairs, without the bookkeeping key."""
-    return [(k.replace("_", " "), _figure(v)) for k, v in alert.detail.items() if k != RULE_KEY and v is not None]
+    return [
+        (k.replace("_", " "), _figure(v)) for k, v in alert.detail.items() if k not in _SHOWN_APART and v is not None
+    ]
 
 
 def _run_id(alert: Alert, run_ids: Mapping[str, str]) -> str | None:
@@ -92,7 +96,13 @@ def render_alerts(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
     parts = [f"<p>{len(alerts)} <b>{html.escape(alert_type)}</b> alerts, severity {severity.value}.</p>"]
     if len(alerts) == 1:
         parts = []
-    for alert in alerts:
+    shown = alerts[-DIGEST_ALERTS:]
+    if len(alerts) > len(shown):
+        older = ", ".join(f"#{a.id}" for a in alerts[: len(alerts) - len(shown)])
+        note = f"{len(alerts) - len(shown)} older alert(s) of this type, not repeated here: {older}"
+        text += [note, ""]
+        parts.append(f"<p>{html.escape(note)}</p>")
+    for alert in shown:
         since = alert.detail.get("since")
         run_id = _run_id(alert, run_ids)
         rows = [("raised", _when(alert.created_at)), *([("since", f"{since} UTC")] if since else []), *figures(alert)]

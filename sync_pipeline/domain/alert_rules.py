@@ -128,7 +128,7 @@ def decide_consecutive_failures(
     )
     message = (
         f"{streak.failures} syncs in a row have failed (threshold {threshold}), since {_when(first.started_at)}. "
-        f"The latest, {latest.sync_id}, ended {latest.status.value}: {_short(latest.message)} {last_ok}"
+        f"The latest, {latest.sync_id}, ended {latest.status.value}: {_short(latest.message).rstrip('.')}. {last_ok}"
     )
     detail = {
         RULE_KEY: streak.key,

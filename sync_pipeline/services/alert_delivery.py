@@ -152,7 +152,7 @@ def _deliver(
 
 
 @dataclass(frozen=True)
-class TestEmailResult:
+class EmailTestResult:
     ok: bool
     message: str
     recipients: tuple[str, ...] = ()
@@ -161,7 +161,7 @@ class TestEmailResult:
         return {"ok": self.ok, "message": self.message, "recipients": list(self.recipients)}
 
 
-def send_test_email(db: Database, smtp: mail.SmtpSettings | None = None) -> TestEmailResult:
+def send_test_email(db: Database, smtp: mail.SmtpSettings | None = None) -> EmailTestResult:
     """Send a test message to `email_recipients`, even with email_enabled off (try the set-up before switching on)."""
     settings = db.settings()
     recipients = settings.email_recipients
@@ -170,7 +170,7 @@ def send_test_email(db: Database, smtp: mail.SmtpSettings | None = None) -> Test
         content = render_test(now=db.clock.now(), recipients=recipients, ui_base_url=settings.ui_base_url)
         refused = mail.send(smtp, mail.OutgoingMail(recipients, content.subject, content.text, content.html))
     except mail.MailError as exc:
-        return TestEmailResult(False, str(exc), recipients)
+        return EmailTestResult(False, str(exc), recipients)
     note = f"; refused: {refused}" if refused else ""
     sent = f"test e-mail sent through {smtp.describe()} to {', '.join(recipients)}{note}"
-    return TestEmailResult(True, sent, recipients)
+    return EmailTestResult(True, sent, recipients)
