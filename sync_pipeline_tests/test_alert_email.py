@@ -215,3 +215,18 @@ def test_recipients_and_the_switch_are_settings() -> None:
         Settings().with_changes({"email_enabled": "true"})
     with pytest.raises(SettingsError, match="ui_base_url"):
         Settings().with_changes({"ui_base_url": "dagster:3000"})
+
+
+def test_alert_text_is_escaped_in_the_html_body(db: Database) -> None:
+    with db.engine.begin() as conn:
+        alert = raise_alert(
+            conn, AlertType.INTEGRITY_ISSUE, Severity.WARNING, "name <script>x</script> & 売主", now=db.clock.now()
+        )
+    port = free_port()
+    with smtp_server(port) as inbox:
+        deliver_due(db, smtp_settings(port))
+    [received] = inbox.messages
+    assert "<script>" not in received.body("html") and "&lt;script&gt;" in received.body("html")
+    assert "name <script>x</script> & 売主" in received.body(
+        "plain"
+    ) and f"#{alert.id}" in received.subject + received.body("plain")

@@ -25,7 +25,7 @@ from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
 from sync_pipeline.domain.errors import SheetReadError
-from sync_pipeline.services.alert_rules import evaluate_rules
+from sync_pipeline.services.alert_rules import evaluate_after_sync, evaluate_rules
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.resync import sync_verify_repair
@@ -272,3 +272,15 @@ def test_one_consecutive_failures_alert_per_streak_for_any_history(
     evaluate_rules(db)
     evaluate_rules(db)
     assert len(alerts_of(db, AlertType.CONSECUTIVE_FAILURES)) == expected_streak_alerts(events, threshold)
+
+
+def test_the_after_sync_hook_evaluates_and_survives_a_database_error(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        tick(clock)
+        audit_entry(db, SyncStatus.FAILED)
+    result = evaluate_after_sync(db)
+    assert result is not None and len(result.raised) == 1
+    broken = open_database(f"sqlite:///{tmp_path / 'empty.db'}", migrate=False)  # no tables: every query fails
+    assert evaluate_after_sync(broken) is None  # logged; the sync that called it is already closed
