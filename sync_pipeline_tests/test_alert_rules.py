@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,9 @@ from hypothesis import strategies as st
 from sync_pipeline.adapters.sheets.file import FileSheetSource
 from sync_pipeline.domain.alert_rules import COUNTED_KINDS, FAILURE_STATUSES, SUCCESS_STATUSES
 from sync_pipeline.domain.alerts import Alert, AlertType, Severity
-from sync_pipeline.domain.audit import SyncKind, SyncStatus
+from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
-from sync_pipeline.domain.errors import SheetReadError
+from sync_pipeline.domain.errors import SheetReadError, SyncRefusedError
 from sync_pipeline.services.alert_rules import evaluate_after_sync, evaluate_rules
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
@@ -107,8 +108,9 @@ def test_a_success_ends_the_streak_and_three_more_failures_raise_a_second_alert(
 ) -> None:
     for _ in range(3):
         tick(clock)
-        failing_sync(db, tmp_path)
-    assert len(evaluate_rules(db).raised) == 1
+        failing_sync(db, tmp_path)  # the lifecycle evaluates the rules as each sync closes
+    evaluate_rules(db)
+    assert len(alerts_of(db, AlertType.CONSECUTIVE_FAILURES)) == 1
     tick(clock)
     good_sync(db)
     tick(clock)
@@ -284,3 +286,42 @@ def test_the_after_sync_hook_evaluates_and_survives_a_database_error(
     assert result is not None and len(result.raised) == 1
     broken = open_database(f"sqlite:///{tmp_path / 'empty.db'}", migrate=False)  # no tables: every query fails
     assert evaluate_after_sync(broken) is None  # logged; the sync that called it is already closed
+
+
+def test_every_finished_sync_evaluates_the_rules_through_the_lifecycle(
+    db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    good_sync(db)
+    for _ in range(3):
+        tick(clock)
+        failing_sync(db, tmp_path)  # nothing else evaluates: the sync's own close does (SyncRun._after_close)
+    [alert] = alerts_of(db, AlertType.CONSECUTIVE_FAILURES)
+    assert alert.detail["failures"] == 3
+
+
+def test_five_syncs_launched_at_once_raise_no_alert(db: Database) -> None:
+    source = sheet([seller_row(f"AL{i:05d}") for i in range(1, 200)])
+    # Past the first start: default settings written by several syncs at once collide (a separate, known race).
+    db.settings()
+    start = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def launch() -> None:
+        start.wait()
+        try:
+            outcomes.append(sync_verify_repair(db, source, trigger="test").summary.status.value)
+        except SyncRefusedError:
+            outcomes.append(SyncStatus.SKIPPED.value)
+
+    threads = [threading.Thread(target=launch) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    with db.engine.connect() as conn:
+        statuses = sorted(r["status"] for r in db.audit.query(conn, AuditQuery(limit=10)))
+    assert len(statuses) == 5 and SyncStatus.SKIPPED.value in statuses  # the lock refused the latecomers
+    assert set(statuses) <= {SyncStatus.SUCCEEDED.value, SyncStatus.SKIPPED.value}
+    for _ in range(3):
+        evaluate_rules(db)
+    assert list_alerts(db, limit=100) == []

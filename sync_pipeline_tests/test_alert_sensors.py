@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 
 from sync_pipeline.definitions import defs
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
@@ -34,7 +35,9 @@ from sync_pipeline_tests.support.smtp import MAIL_FROM, free_port, smtp_server
 
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
+    # The project's dagster.yaml hands the `sync_pipeline` loggers to Dagster: alerts raised in a run reach its log.
+    python_logs = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())["python_logs"]
+    with dg.instance_for_test(overrides={"python_logs": python_logs}) as test_instance:
         yield test_instance
 
 
@@ -62,55 +65,78 @@ def failed_run(
 
 
 def on_failure(instance: dg.DagsterInstance, database_url: str, result: dg.ExecuteInProcessResult) -> Any:
-    context = dg.build_run_status_sensor_context(
+    # A context manager: the database resource opens its engine for the evaluation and disposes of it after.
+    with dg.build_run_status_sensor_context(
         sensor_name="consecutive_failures_sensor",
         dagster_event=result.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         resources={"database": SyncDatabase(url=database_url)},
-    )
-    return consecutive_failures_sensor(context.for_run_failure())
+    ) as context:
+        return consecutive_failures_sensor(context.for_run_failure())
 
 
 def tick(sensor: Any, instance: dg.DagsterInstance, database_url: str) -> Any:
-    context = dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)})
-    return sensor(context)
+    with dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)}) as context:
+        return sensor(context)
 
 
 def consecutive(db: Database) -> list[Any]:
     return list_alerts(db, alert_type=AlertType.CONSECUTIVE_FAILURES)
 
 
-def test_consecutive_failures_sensor_raises_one_alert_for_three_failed_runs(
+def set_threshold(db: Database, threshold: int) -> None:
+    with db.engine.begin() as conn:
+        db.config.save(conn, {"consecutive_failure_threshold": str(threshold)}, now=db.clock.now())
+
+
+def test_three_failed_runs_raise_one_alert_and_the_sensor_sees_it_raised(
     instance: dg.DagsterInstance, database_url: str, tmp_path: Path, db: Database
 ) -> None:
     for expected in ("1 failed sync(s)", "2 failed sync(s)"):
         skip = on_failure(instance, database_url, failed_run(instance, database_url, tmp_path))
         assert isinstance(skip, dg.SkipReason) and expected in (skip.skip_message or "")
-    third = failed_run(instance, database_url, tmp_path)
-    assert on_failure(instance, database_url, third) is None
+    third = failed_run(instance, database_url, tmp_path)  # its sync's close raised the alert, in the run's log
     [alert] = consecutive(db)
     assert alert.detail["run_id"] == third.run_id  # the e-mail links to this run
-    again = on_failure(instance, database_url, third)
-    assert isinstance(again, dg.SkipReason) and "already alerted" in (again.skip_message or "")
+    assert any("ALERT CRITICAL [consecutive_failures]" in (e.message or "") for e in instance.all_logs(third.run_id))
+    for _ in range(2):
+        again = on_failure(instance, database_url, third)
+        assert isinstance(again, dg.SkipReason) and "already alerted" in (again.skip_message or "")
     periodic = tick(missed_sync_sensor, instance, database_url)
     assert isinstance(periodic, dg.SkipReason) and "already alerted" in (periodic.skip_message or "")
     assert len(consecutive(db)) == 1
 
 
+def test_consecutive_failures_sensor_raises_with_the_threshold_in_force(
+    instance: dg.DagsterInstance, database_url: str, tmp_path: Path, db: Database
+) -> None:
+    set_threshold(db, 4)
+    runs = [failed_run(instance, database_url, tmp_path) for _ in range(3)]
+    skip = on_failure(instance, database_url, runs[-1])
+    assert isinstance(skip, dg.SkipReason) and "3 failed sync(s)" in (skip.skip_message or "")
+    assert consecutive(db) == []
+    set_threshold(db, 3)  # lowered by an operator: the next evaluation applies it (P46)
+    assert on_failure(instance, database_url, runs[-1]) is None
+    [alert] = consecutive(db)
+    assert alert.detail["threshold"] == 3 and alert.detail["run_id"] == runs[-1].run_id
+
+
 def test_a_run_that_will_be_retried_is_not_counted_twice(
     instance: dg.DagsterInstance, database_url: str, tmp_path: Path, db: Database
 ) -> None:
+    set_threshold(db, 4)  # so that the syncs' own evaluations (which cannot know about retries yet) stay quiet
     failed_run(instance, database_url, tmp_path)
     retried = failed_run(instance, database_url, tmp_path, tags={WILL_RETRY_TAG: "true"})
     skip = on_failure(instance, database_url, retried)
     assert isinstance(skip, dg.SkipReason) and "will retry" in (skip.skip_message or "")
-    failed_run(instance, database_url, tmp_path)  # its retry, failing too: one logical sync, counted once
-    assert isinstance(tick(missed_sync_sensor, instance, database_url), dg.SkipReason)
+    retry = failed_run(instance, database_url, tmp_path)  # its retry, failing too: one logical sync, counted once
+    set_threshold(db, 3)
+    periodic = tick(missed_sync_sensor, instance, database_url)
+    assert isinstance(periodic, dg.SkipReason) and "2 failed sync(s)" in (periodic.skip_message or "")
+    failure = on_failure(instance, database_url, retry)
+    assert isinstance(failure, dg.SkipReason) and "2 failed sync(s)" in (failure.skip_message or "")
     assert consecutive(db) == []
-    last = failed_run(instance, database_url, tmp_path)
-    assert on_failure(instance, database_url, last) is None
-    assert consecutive(db)[0].detail["failures"] == 3  # of the four failed runs, the one retried is left out
 
 
 def test_missed_sync_sensor_raises_once_per_silent_period(
@@ -147,7 +173,7 @@ def test_alert_delivery_sensor_emails_the_outbox_once(
     idle = tick(alert_delivery_sensor, instance, database_url)
     assert isinstance(idle, dg.SkipReason) and "no alert is owed" in (idle.skip_message or "")
     runs = [failed_run(instance, database_url, tmp_path) for _ in range(3)]
-    assert on_failure(instance, database_url, runs[-1]) is None
+    assert len(consecutive(db)) == 1  # raised as the third sync closed
     down = tick(alert_delivery_sensor, instance, database_url)
     assert isinstance(down, dg.SkipReason) and "cannot reach SMTP server" in (down.skip_message or "")
     with smtp_server(port) as inbox:

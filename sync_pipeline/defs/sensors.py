@@ -114,4 +114,4 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, database: SyncDat
     return None
 
 
-sensors = [consecutive_failures_sensor, missed_sync_sensor, alert_delivery_sensor]
+sensors: list[dg.SensorDefinition] = [consecutive_failures_sensor, missed_sync_sensor, alert_delivery_sensor]
