@@ -335,7 +335,7 @@ def settings(action: str, pairs: tuple[str, ...], database_url: str | None, as_j
 
 
 @main.command()
-@click.argument("action", type=click.Choice(["list", "ack"]), default="list")
+@click.argument("action", type=click.Choice(["list", "ack", "check", "test-email"]), default="list")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged alerts.")
 @click.option("--limit", default=50, show_default=True)
@@ -344,10 +344,18 @@ def settings(action: str, pairs: tuple[str, ...], database_url: str | None, as_j
 def alerts(
     action: str, ids: tuple[int, ...], show_all: bool, limit: int, database_url: str | None, as_json: bool
 ) -> None:
-    """List alerts, most recent first (unacknowledged unless --all), or `ack ID…` to acknowledge them."""
+    """List alerts, most recent first (unacknowledged unless --all), or `ack ID…` to acknowledge them.
+
+    `check` evaluates every alert rule once and sends the e-mail that is due (what the sensors do; for deployments
+    without the Dagster daemon, e.g. from cron); exit 1 when due e-mail could not be sent. `test-email` sends a test
+    message to email_recipients through the SYNC_SMTP_* server; exit 1 with the SMTP error when it fails.
+    """
     from sync_pipeline.services.alerts import acknowledge, list_alerts
 
     db = _open(database_url)
+    if action in {"check", "test-email"}:
+        _alerts_mail(db, action, as_json)
+        return
     if action == "ack":
         if not ids:
             raise click.BadParameter("ack needs alert ids, e.g. `sync-pipeline alerts ack 3 4`")
@@ -369,6 +377,8 @@ def alerts(
             "message": a.message,
             "sync_id": a.sync_id,
             "acknowledged_at": a.acknowledged_at,
+            "emailed_at": a.emailed_at,
+            "email_attempts": a.email_attempts,
             "detail": dict(a.detail),
         }
         for a in found
@@ -378,6 +388,26 @@ def alerts(
         or "no alerts"
     )
     _emit(rows, as_json, human)
+
+
+def _alerts_mail(db: Database, action: str, as_json: bool) -> None:
+    if action == "test-email":
+        from sync_pipeline.services.alert_delivery import send_test_email
+
+        sent = send_test_email(db)
+        _emit(sent.as_dict(), as_json, sent.message if sent.ok else f"error: {sent.message}")
+        if not sent.ok:
+            sys.exit(EXIT_FAILED)
+        return
+    from sync_pipeline.services.alert_check import check_alerts
+
+    checked = check_alerts(db)
+    lines = [f"raised #{a.id} {a.severity.value} {a.alert_type}: {a.message}" for a in checked.rules.raised]
+    lines += [f"{d.rule}: {d.observation}" for d in checked.rules.decisions] or [checked.rules.summary()]
+    lines.append(f"e-mail: {checked.delivery.summary()}")
+    _emit(checked.as_dict(), as_json, "\n".join(lines))
+    if not checked.delivery.ok:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command("db")

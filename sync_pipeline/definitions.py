@@ -5,6 +5,7 @@ Hand-listed rather than autoloaded, so that reading this file tells every asset,
 
 import dagster as dg
 
+from sync_pipeline.defs.alert_jobs import acknowledge_alerts
 from sync_pipeline.defs.assets import seller_sync
 from sync_pipeline.defs.jobs import seller_sync_job
 from sync_pipeline.defs.recovery import seller_resync_job
@@ -14,7 +15,7 @@ from sync_pipeline.defs.sensors import sensors
 
 defs = dg.Definitions(
     assets=[seller_sync],
-    jobs=[seller_sync_job, seller_resync_job],
+    jobs=[seller_sync_job, seller_resync_job, acknowledge_alerts],
     schedules=schedules,
     sensors=sensors,
     resources=resources_from_env(),

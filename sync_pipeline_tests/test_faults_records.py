@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.definitions import defs
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
-from sync_pipeline.defs.sensors import RETRY_OF_TAG, failed_record_retry_sensor, retry_run_request
+from sync_pipeline.defs.retry_sensors import RETRY_OF_TAG, failed_record_retry_sensor, retry_run_request
 from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock

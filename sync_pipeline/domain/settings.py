@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_NUMBER_PATTERN, FIELD_NAMES
 
 MIN_SYNC_INTERVAL_MINUTES = 1  # Requirement 10.1: anything faster would overlap with itself on a large sheet
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI (README); run links start here
+# One address as mail servers accept it in RCPT TO: a local part and a dotted domain, no spaces, commas or brackets.
+# Deliberately loose (RFC 5322 allows more); its job is to catch typos such as a missing @ or a stray separator.
+EMAIL_ADDRESS = re.compile(r"^[^@\s,;<>()\[\]]+@[^@\s,;<>()\[\]]+\.[^@\s,;<>()\[\].]+$")
 
 
 class SettingsError(ValueError):
@@ -41,6 +45,9 @@ class Settings:
     slow_sync_factor: float = 2.0
     slow_sync_min_samples: int = 5
     email_min_interval_minutes: int = 60
+    email_enabled: bool = False  # Requirement 3.5: e-mail alerts; the SMTP server comes from SYNC_SMTP_* variables
+    email_recipients: tuple[str, ...] = ()  # comma-separated in `settings set`
+    ui_base_url: str = DEFAULT_UI_BASE_URL  # the Dagster UI as the recipients reach it, for links to runs
 
     def validate(self) -> Settings:
         """Return self, or raise SettingsError naming the first setting that breaks its rule."""
@@ -50,6 +57,8 @@ class Settings:
                 message = rule(getattr(self, f.name))
                 if message:
                     raise SettingsError(f.name, message)
+        if self.email_enabled and not self.email_recipients:
+            raise SettingsError("email_recipients", "must name at least one address while email_enabled is true")
         return self
 
     def as_strings(self) -> dict[str, str]:
@@ -139,6 +148,21 @@ def _timezone(value: object) -> str | None:
     return None
 
 
+def _addresses(value: object) -> str | None:
+    addresses: tuple[str, ...] = tuple(value) if isinstance(value, (tuple, list)) else (str(value),)
+    bad = [a for a in addresses if not EMAIL_ADDRESS.match(a)]
+    if bad:
+        return f"must be comma-separated e-mail addresses such as ops@example.com; not an address: {bad}"
+    return None
+
+
+def _http_url(value: object) -> str | None:
+    text = str(value)
+    if not re.match(r"^https?://[^\s/]+", text):
+        return f"must be an http:// or https:// URL such as {DEFAULT_UI_BASE_URL}, got {text!r}"
+    return None
+
+
 _RULES: dict[str, Callable[[object], str | None]] = {
     "sync_interval_minutes": _at_least(MIN_SYNC_INTERVAL_MINUTES),
     "consecutive_failure_threshold": _at_least(1),
@@ -155,4 +179,6 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "slow_sync_factor": _at_least(1),
     "slow_sync_min_samples": _at_least(1),
     "email_min_interval_minutes": _at_least(0),
+    "email_recipients": _addresses,
+    "ui_base_url": _http_url,
 }

@@ -35,6 +35,7 @@ from sync_pipeline.adapters.retry import RetriesExhaustedError
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
 from sync_pipeline.adapters.store.lock import SyncLock
 from sync_pipeline.adapters.store.writer import ChunkWriter
+from sync_pipeline.domain.alert_rules import COUNTED_KINDS
 from sync_pipeline.domain.audit import (
     ErrorLog,
     RecordAction,
@@ -50,6 +51,7 @@ from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, S
 from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.verification import Verification
+from sync_pipeline.services.alert_rules import evaluate_after_sync
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.recovery import close_abandoned_syncs, recovery_event, take_sync_lock
 from sync_pipeline.services.retry_queue import queue_failures, record_outcome
@@ -384,6 +386,8 @@ class SyncRun:
             record_outcome(
                 self.db, self.sync_id, written=self.result.written, valid_keys=self.read_result.snapshot.valid_keys
             )
+        if self.kind in COUNTED_KINDS:  # a resync neither extends nor ends a failure streak (domain/alert_rules.py)
+            evaluate_after_sync(self.db)  # alerts go to the `sync_pipeline.alerts` logger: the run log in Dagster
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _require_read(self) -> SheetRead:
