@@ -24,6 +24,8 @@ class SyncStatus(enum.StrEnum):
     PARTIAL = "partial"  # synced, but some rows were rejected, failed or left in conflict
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
 
     @property
     def completed(self) -> bool:
