@@ -45,7 +45,7 @@ def test_status_vocabulary_is_decided_for_every_status() -> None:
     # skipped and running are neither; every other status is an attempt; success is succeeded or partial.
     assert {SyncStatus.SKIPPED.value, SyncStatus.RUNNING.value}.isdisjoint(ATTEMPT_STATUSES)
     assert ATTEMPT_STATUSES | {"skipped", "running"} == {s.value for s in SyncStatus}
-    assert SUCCESS_STATUSES == {"succeeded", "partial"}
+    assert {"succeeded", "partial"} == SUCCESS_STATUSES
 
 
 @given(histories, instants, windows)
