@@ -93,6 +93,7 @@ def upgrade() -> None:
     op.drop_index(op.f("ix_sync_metrics_sync_id"), table_name="sync_metrics")
     op.drop_index(op.f("ix_sync_metrics_name_recorded_at"), table_name="sync_metrics")
     op.drop_table("sync_metrics")
+    op.create_index(op.f("ix_sync_audit_logs_verified_at"), "sync_audit_logs", ["verified_at"], unique=False)
     op.create_table(
         "sync_metrics",
         _id_column(),
@@ -254,6 +255,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_sync_audit_logs_verified_at"), table_name="sync_audit_logs")
     for table in ARCHIVES:
         op.drop_table(table)  # drops its indexes with it
 

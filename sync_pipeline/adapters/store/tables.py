@@ -133,6 +133,7 @@ sync_audit_logs = sa.Table(
     sa.Index(None, "started_at"),
     sa.Index(None, "status", "started_at"),
     sa.Index(None, "run_id"),
+    sa.Index(None, "verified_at"),  # the current gap count is the latest verification's (revision 0002)
 )
 
 # Every inserted / updated / rejected / conflict / failed record (unchanged ones are only counted).
