@@ -3,12 +3,14 @@
 import dagster as dg
 
 from sync_pipeline.defs.assets import seller_sheet, sellers_table
+from sync_pipeline.defs.health import sync_health, sync_health_after_failure_sensor, sync_health_job
 from sync_pipeline.defs.jobs import seller_sync_job
 from sync_pipeline.defs.recovery import seller_gap_resync, seller_resync_job
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
 
 defs = dg.Definitions(
-    assets=[seller_sheet, sellers_table, seller_gap_resync],
-    jobs=[seller_sync_job, seller_resync_job],
+    assets=[seller_sheet, sellers_table, seller_gap_resync, sync_health],
+    jobs=[seller_sync_job, seller_resync_job, sync_health_job],
+    sensors=[sync_health_after_failure_sensor],
     resources={"database": SyncDatabase(), "sheet": SellerSheet()},
 )
