@@ -296,6 +296,7 @@ def _parse_when(value: str | None) -> dt.datetime | None:
 @click.option("--status", "status_", type=click.Choice([s.value for s in SyncStatus]))
 @click.option("--seller", help="Only syncs that logged this seller number.")
 @click.option("--limit", default=50, show_default=True)
+@click.option("--include-archive", is_flag=True, help="Also search the syncs archived after retention_days.")
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def audit(
@@ -304,6 +305,7 @@ def audit(
     status_: str | None,
     seller: str | None,
     limit: int,
+    include_archive: bool,
     database_url: str | None,
     as_json: bool,
 ) -> None:
@@ -316,6 +318,7 @@ def audit(
         status=SyncStatus(status_) if status_ else None,
         seller_number=seller,
         limit=limit,
+        include_archive=include_archive,
     )
     rows = audit_rows(_open(database_url), query)
     human = (

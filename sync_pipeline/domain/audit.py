@@ -85,3 +85,4 @@ class AuditQuery:
     status: SyncStatus | None = None
     seller_number: str | None = None  # syncs that logged a record or an error for this seller
     limit: int = 100
+    include_archive: bool = False  # also the syncs moved to the archive tables by retention

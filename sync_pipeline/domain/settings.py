@@ -41,6 +41,7 @@ class Settings:
     slow_sync_factor: float = 2.0
     slow_sync_min_samples: int = 5
     email_min_interval_minutes: int = 60
+    retention_days: int = 90  # audit, record, error, metric rows and acknowledged alerts older than this are archived
 
     def validate(self) -> Settings:
         """Return self, or raise SettingsError naming the first setting that breaks its rule."""
@@ -155,4 +156,5 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "slow_sync_factor": _at_least(1),
     "slow_sync_min_samples": _at_least(1),
     "email_min_interval_minutes": _at_least(0),
+    "retention_days": _at_least(1),
 }
