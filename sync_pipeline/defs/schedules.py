@@ -1,4 +1,4 @@
-"""Schedules: the daily audit retention."""
+"""Schedules: when syncs run without a person (filled by the schedule issue), and the daily audit retention."""
 
 import dagster as dg
 
@@ -15,4 +15,4 @@ audit_retention_schedule = dg.ScheduleDefinition(
     description="Every day: archive audit history older than retention_days.",
 )
 
-schedules = [audit_retention_schedule]
+schedules: list[dg.ScheduleDefinition] = [audit_retention_schedule]
