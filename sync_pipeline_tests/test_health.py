@@ -2,7 +2,8 @@
 rules of domain/metrics.py, which test_metrics_properties.py checks on their own).
 
 Histories are written straight into the audit log (support/history.py) with a fixed clock; the metrics of a real sync
-come from services.resync.sync_verify_repair over an in-memory sheet. No Dagster, no CLI (test_health_faces.py).
+come from services.resync.sync_verify_repair over an in-memory sheet (the lifecycle records them when a sync
+closes). No Dagster, no CLI (test_health_faces.py).
 """
 
 from __future__ import annotations
@@ -118,32 +119,43 @@ def test_property_22_trend_has_each_syncs_duration_throughput_and_counts_oldest_
     assert (week.duration_s.count, week.duration_s.p50, week.duration_s.max) == (3, 20.0, 40.0)
 
 
-def test_property_23_24_25_a_real_sync_records_its_phases_throughput_and_errors(engine: sa.Engine) -> None:
+def test_property_23_24_25_every_sync_records_its_phases_throughput_and_errors_when_it_closes(
+    engine: sa.Engine,
+) -> None:
     db = Database(engine=engine)  # the system clock: a real duration
     keys = [f"MT{i:05d}" for i in range(1, 31)]
     rows = [seller_row(k) for k in keys] + [seller_row("bad key"), seller_row("MT99999", name="")]
     first = sync_verify_repair(db, sheet(rows))
     tamper.delete_sellers(engine, keys[:3])
-    second = sync_verify_repair(db, sheet(rows))  # finds 3 gaps and resyncs them
-    for done in (first, second):
-        metrics = record_sync_metrics(db, done.summary.sync_id)
-        assert metrics is not None
+    second = sync_verify_repair(db, sheet(rows))  # finds 3 gaps and resyncs them in a sync of its own
+
+    def stored(sync_id: str) -> dict:
         with db.engine.connect() as conn:
-            row = conn.execute(sa.select(sync_metrics).where(sync_metrics.c.sync_id == metrics.sync_id)).mappings()
-            stored = row.one()
-        assert stored["fetch_s"] > 0 and stored["validate_s"] > 0 and stored["update_s"] >= 0
-        assert stored["verify_s"] > 0
-        assert stored["rows_read"] == 32
-        assert stored["rows_per_s"] == pytest.approx(32 / stored["duration_s"])
+            query = sa.select(sync_metrics).where(sync_metrics.c.sync_id == sync_id)
+            return dict(conn.execute(query).mappings().one())  # exactly one row per sync, written by the lifecycle
+
+    for done in (first, second):
+        row = stored(done.summary.sync_id)
+        assert row["fetch_s"] > 0 and row["validate_s"] > 0 and row["compare_s"] > 0 and row["update_s"] >= 0
+        assert row["verify_s"] > 0
+        assert row["rows_read"] == 32
+        assert row["rows_per_s"] == pytest.approx(32 / row["duration_s"])
         # Two rejected rows: one bad key format and one missing name, both integrity rules (P25).
-        assert stored["errors_by_category"]["integrity"] >= 2
-        assert stored["error_count"] == sum(stored["errors_by_category"].values())
-    assert metrics.phases["resync"] > 0  # the second sync's gap resync
+        assert row["errors_by_category"]["integrity"] >= 2
+        assert row["error_count"] == sum(row["errors_by_category"].values())
+    assert stored(first.summary.sync_id)["resync_s"] == 0.0  # nothing to repair the first time
+    resync_id = second.resync.sync_id
+    assert resync_id is not None
+    resync_row = stored(resync_id)
+    assert resync_row["kind"] == "resync"
+    # The parent's resync phase is its resync's whole duration, refreshed when the resync closed.
+    assert stored(second.summary.sync_id)["resync_s"] == pytest.approx(resync_row["duration_s"])
+
+    metrics = record_sync_metrics(db, second.summary.sync_id)  # recording again rewrites the one row
+    assert metrics is not None
     assert metrics.numeric_metadata()["resync_seconds"] == round(metrics.phases["resync"], 4)
-    # Recording again rewrites the one row.
-    record_sync_metrics(db, second.summary.sync_id)
     with db.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(sync_metrics)).scalar_one() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(sync_metrics)).scalar_one() == 3
 
 
 def test_metrics_of_a_running_sync_are_refused_and_a_skipped_one_has_none(db: Database) -> None:

@@ -157,7 +157,7 @@ def _round(value: float | None, digits: int) -> float | None:
 def health(db: Database, now: dt.datetime | None = None) -> HealthFigures:
     """The health figures as of `now` (default: the database's clock)."""
     now = as_utc(now) if now is not None else db.clock.now()
-    timezone = db.settings().sheet_timezone
+    timezone = db.settings(write_defaults=False).sheet_timezone
     a = sync_audit_logs
     measured = a.c.kind.in_(sorted(MEASURED_KINDS))
     with db.engine.connect() as conn:

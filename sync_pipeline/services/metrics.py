@@ -1,8 +1,8 @@
 """Metrics per sync (Requirements 6.1-6.3, 6.5): one `sync_metrics` row when a sync ends, and the slow-sync alert.
 
-`record_sync_metrics` is called once a sync has closed (the lifecycle's close; tests call it after
-`services.resync.sync_verify_repair`). Calling it again for the same sync rewrites the row (the resync seconds may
-have grown) and never raises the slow-sync alert twice.
+`record_sync_metrics` is called by `SyncRun._after_close` once a sync has closed (and again for the parent when its
+gap resync closes). Calling it again for the same sync rewrites the row (the resync seconds have grown) and never
+raises the slow-sync alert twice.
 """
 
 from __future__ import annotations
@@ -56,10 +56,14 @@ class SyncMetrics:
         return sum(self.errors_by_category.values())
 
     def numeric_metadata(self) -> dict[str, float | int]:
-        """Int and float figures only: what the Dagster UI plots over time for a materialisation."""
-        figures: dict[str, float | int] = {f"{p}_seconds": round(float(s), 4) for p, s in self.phases.items()}
-        figures["duration_seconds"] = round(float(self.duration_s or 0.0), 4)
-        figures["rows_per_second"] = round(float(self.rows_per_s or 0.0), 1)
+        """Int and float figures only: what the Dagster UI plots over time for a materialisation.
+
+        `rows_read_per_second` is the sync's throughput over its whole duration (P24); the sellers_table's own
+        `rows_per_second` is the write rate of its update phase.
+        """
+        figures: dict[str, float | int] = {f"{p}_seconds": float(round(s, 4)) for p, s in self.phases.items()}
+        figures["duration_seconds"] = float(round(self.duration_s or 0.0, 4))
+        figures["rows_read_per_second"] = float(round(self.rows_per_s or 0.0, 1))
         figures["error_count"] = self.error_count
         figures.update({f"errors_{c}": n for c, n in sorted(self.errors_by_category.items())})
         return figures
