@@ -104,6 +104,28 @@ def test_sync_health_runs_after_every_sync_and_after_a_failed_one(tmp_path: Path
     assert isinstance(request, dg.RunRequest) and request.run_key == failed.run_id
 
 
+def test_a_dagster_sync_puts_its_metrics_on_sellers_table_and_refreshes_sync_health(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dagster.db'}"
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("seller_sync_job").execute_in_process(
+            instance=instance, resources={"database": SyncDatabase(url=url), "sheet": SellerSheet()}
+        )
+        assert result.success
+        table = instance.get_latest_materialization_event(dg.AssetKey("sellers_table"))
+        dashboard = instance.get_latest_materialization_event(dg.AssetKey("sync_health"))
+    assert table is not None and table.asset_materialization is not None
+    figures = table.asset_materialization.metadata
+    for phase in ("fetch", "validate", "compare", "update", "verify"):
+        assert isinstance(figures[f"{phase}_seconds"], dg.FloatMetadataValue)
+    assert figures["rows_read_per_second"].value > 0  # type: ignore[operator]
+    assert figures["errors_validation"].value + figures["errors_integrity"].value > 0  # the sample's bad rows
+    assert dashboard is not None and dashboard.asset_materialization is not None
+    health_figures = dashboard.asset_materialization.metadata
+    assert health_figures["success_rate_24h"] == dg.FloatMetadataValue(1.0)  # the partial sync counts as a success
+    assert health_figures["gap_count"] == dg.IntMetadataValue(0)
+    assert health_figures["last_rows_per_s"].value > 0  # type: ignore[operator]
+
+
 def test_health_command_prints_a_table_or_one_json_object(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     engine = make_engine(url, poolclass=sa.pool.NullPool)
