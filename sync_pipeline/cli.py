@@ -210,6 +210,61 @@ def status(database_url: str | None, as_json: bool) -> None:
     _emit(data, as_json, "\n".join(human))
 
 
+@main.command()
+@click.option("--database-url")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (rates as fractions 0..1).")
+def health(database_url: str | None, as_json: bool) -> None:
+    """Health at a glance: success rates, gaps, open alerts, last syncs (times in the sheet_timezone setting)."""
+    from sync_pipeline.services.health import health as read_health
+
+    figures = read_health(_open(database_url))
+    data = figures.as_dict()
+    _emit(data, as_json, _human_health(data))
+
+
+def _percent(rate: float | None) -> str:
+    return "no attempts" if rate is None else f"{rate:.1%}"
+
+
+def _figure(value: float | None, spec: str, unit: str) -> str:
+    return "-" if value is None else f"{value:{spec}} {unit}"
+
+
+def _human_health(h: dict[str, Any]) -> str:
+    since = h["minutes_since_last_success"]
+    lines = [
+        f"sync health at {h['now']} ({h['timezone']}), {h['state']}",
+        f"  success rate 24 h    {_percent(h['success_rate_24h'])} ({h['successes_24h']}/{h['attempts_24h']})",
+        f"  success rate 7 days  {_percent(h['success_rate_7d'])} ({h['successes_7d']}/{h['attempts_7d']})",
+        f"  gaps (last verify)   {'never verified' if h['gap_count'] is None else h['gap_count']}",
+        f"  open alerts          {h['open_alerts']}",
+        f"  last attempt         {h['last_attempt_at'] or 'never'} {h['last_attempt_status'] or ''}".rstrip(),
+        f"  last success         {h['last_success_at'] or 'never'}"
+        + ("" if since is None else f" ({since:.0f} min ago)"),
+        f"  last duration        {_figure(h['last_duration_s'], '.1f', 's')}",
+        f"  last throughput      {_figure(h['last_rows_per_s'], '.0f', 'rows/s')}",
+    ]
+    stats = h["stats_7d"]["duration_s"]
+    if stats["count"]:
+        lines.append(
+            f"  duration 7 days      p50 {stats['p50']:.1f} s, p95 {stats['p95']:.1f} s, max {stats['max']:.1f} s "
+            f"over {stats['count']} syncs"
+        )
+    if h["recent_syncs"]:
+        lines += ["", "recent syncs", f"  {'started':<25} {'kind':<9} {'status':<9} {'seconds':>8} {'rows/s':>8}  sync"]
+        for s in h["recent_syncs"]:
+            duration = "-" if s["duration_s"] is None else f"{s['duration_s']:.1f}"
+            rate = "-" if s["rows_per_s"] is None else f"{s['rows_per_s']:.0f}"
+            lines.append(
+                f"  {s['started_at']:<25} {s['kind']:<9} {s['status']:<9} {duration:>8} {rate:>8}  {s['sync_id']}"
+            )
+    if h["open_alert_list"]:
+        lines += ["", "open alerts (acknowledge with `sync-pipeline alerts ack ID`)"]
+        for a in h["open_alert_list"]:
+            lines.append(f"  #{a['id']} {a['created_at']} {a['severity']:<8} {a['alert_type']}: {a['message']}")
+    return "\n".join(lines)
+
+
 def _parse_when(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -227,6 +282,7 @@ def _parse_when(value: str | None) -> dt.datetime | None:
 @click.option("--limit", default=50, show_default=True)
 @click.option("--sync", "sync_id", help="Show one sync: its audit row and its error and recovery log, in order.")
 @click.option("--recovery", is_flag=True, help="List recovery actions (retries, reconnects, takeovers, …) instead.")
+@click.option("--include-archive", is_flag=True, help="Also search the syncs archived after retention_days.")
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def audit(
@@ -237,6 +293,7 @@ def audit(
     limit: int,
     sync_id: str | None,
     recovery: bool,
+    include_archive: bool,
     database_url: str | None,
     as_json: bool,
 ) -> None:
@@ -257,6 +314,7 @@ def audit(
         status=SyncStatus(status_) if status_ else None,
         seller_number=seller,
         limit=limit,
+        include_archive=include_archive,
     )
     rows = audit_rows(_open(database_url), query)
     human = (

@@ -30,7 +30,7 @@ from sync_pipeline_tests.support.db import record_logs, reset_database, stored_s
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row, sheet
 
 DB_EXAMPLES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
-START = dt.datetime(2026, 1, 10, 0, 0)
+START = dt.datetime(2026, 1, 10, 0, 0, tzinfo=dt.UTC)
 
 KEYS = [f"TK{i:05d}" for i in range(1, 13)]
 # One seller as the sheet holds it: name, amount, 更新日時 day; or an invalid row (missing name / bad number).
@@ -381,7 +381,7 @@ def test_property_40_a_row_changed_underneath_is_not_overwritten(db: Database) -
 
 def test_property_41_conflicts_are_resolved_by_timestamp_and_logged(db: Database) -> None:
     run(db, [seller_row("TK00001", updated="2026-01-01 09:00")])
-    app_time = dt.datetime(2026, 1, 15, 0, 0)  # UTC
+    app_time = dt.datetime(2026, 1, 15, 0, 0, tzinfo=dt.UTC)
     app_edit(db, "TK00001", "アプリ編集", app_time)
     # The sheet changes, but its 更新日時 (JST) is older than the application's edit: the database wins.
     older = run(db, [seller_row("TK00001", name="古いシート", updated="2026-01-14 09:00")])

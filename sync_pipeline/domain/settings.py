@@ -48,6 +48,7 @@ class Settings:
     email_enabled: bool = False  # Requirement 3.5: e-mail alerts; the SMTP server comes from SYNC_SMTP_* variables
     email_recipients: tuple[str, ...] = ()  # comma-separated in `settings set`
     ui_base_url: str = DEFAULT_UI_BASE_URL  # the Dagster UI as the recipients reach it, for links to runs
+    retention_days: int = 90  # audit, record, error, metric rows and acknowledged alerts older than this are archived
 
     def validate(self) -> Settings:
         """Return self, or raise SettingsError naming the first setting that breaks its rule."""
@@ -181,4 +182,5 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "email_min_interval_minutes": _at_least(0),
     "email_recipients": _addresses,
     "ui_base_url": _http_url,
+    "retention_days": _at_least(1),
 }

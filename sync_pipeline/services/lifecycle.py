@@ -53,6 +53,7 @@ from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.verification import Verification
 from sync_pipeline.services.alert_rules import evaluate_after_sync
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.metrics import SyncMetrics, record_sync_metrics
 from sync_pipeline.services.recovery import close_abandoned_syncs, recovery_event, take_sync_lock
 from sync_pipeline.services.retry_queue import queue_failures, record_outcome
 from sync_pipeline.services.snapshot import read_snapshot
@@ -105,6 +106,7 @@ class SyncRun:
         self.verification: Verification | None = None
         self.summary: SyncSummary | None = None
         self.status: SyncStatus | None = None  # set once the audit entry is closed
+        self.metrics: SyncMetrics | None = None  # recorded when it closes
         self.gaps_resynced = 0
 
     # -- begin ---------------------------------------------------------------------------------------------------
@@ -388,6 +390,20 @@ class SyncRun:
             )
         if self.kind in COUNTED_KINDS:  # a resync neither extends nor ends a failure streak (domain/alert_rules.py)
             evaluate_after_sync(self.db)  # alerts go to the `sync_pipeline.alerts` logger: the run log in Dagster
+        self._record_metrics()
+
+    def _record_metrics(self) -> None:
+        """The sync's metrics row and slow-sync check (P23-P27); a resync also refreshes its parent's resync phase.
+
+        The sync is closed already: a database error here is logged, not raised, so that it cannot turn a sync
+        that succeeded into a failed run (the next sync's health figures show what is missing).
+        """
+        try:
+            self.metrics = record_sync_metrics(self.db, self.sync_id)
+            if self.parent is not None and self.parent.status is not None:
+                self.parent.metrics = record_sync_metrics(self.db, self.parent.sync_id)
+        except sa.exc.SQLAlchemyError:
+            log.exception("sync %s: its metrics could not be recorded", self.sync_id)
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _require_read(self) -> SheetRead:

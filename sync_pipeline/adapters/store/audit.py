@@ -8,7 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs, sync_record_logs
+from sync_pipeline.adapters.store.tables import (
+    sync_audit_logs,
+    sync_audit_logs_archive,
+    sync_error_logs,
+    sync_error_logs_archive,
+    sync_record_logs,
+    sync_record_logs_archive,
+)
 from sync_pipeline.domain.audit import (
     AuditQuery,
     ErrorLog,
@@ -162,13 +169,15 @@ class AuditStore:
         found: set[str] = set()
         for start in range(0, len(keys), KEY_BATCH):
             batch = list(keys[start : start + KEY_BATCH])
-            query = (
-                sa.select(sync_record_logs.c.seller_number)
-                .where(sync_record_logs.c.seller_number.in_(batch))
-                .where(sync_record_logs.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
-                .distinct()
-            )
-            found.update(conn.execute(query).scalars())
+            # The archive too: a seller written years ago and deleted since is still a gap, not a new seller.
+            for table in (sync_record_logs, sync_record_logs_archive):
+                query = (
+                    sa.select(table.c.seller_number)
+                    .where(table.c.seller_number.in_(batch))
+                    .where(table.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
+                    .distinct()
+                )
+                found.update(conn.execute(query).scalars())
         return frozenset(found)
 
     def get(self, conn: sa.Connection, sync_id: str) -> SyncRow | None:
@@ -176,26 +185,25 @@ class AuditStore:
         return dict(row) if row is not None else None
 
     def query(self, conn: sa.Connection, q: AuditQuery) -> list[SyncRow]:
-        """Syncs matching every given filter, most recent first (Property 10)."""
+        """Syncs matching every given filter, most recent first (Property 10); with the archive when asked."""
+        audit: Any = _with_archive(sync_audit_logs, sync_audit_logs_archive) if q.include_archive else sync_audit_logs
         conditions: list[sa.ColumnElement[bool]] = []
         if q.since is not None:
-            conditions.append(sync_audit_logs.c.started_at >= q.since)
+            conditions.append(audit.c.started_at >= q.since)
         if q.until is not None:
-            conditions.append(sync_audit_logs.c.started_at < q.until)
+            conditions.append(audit.c.started_at < q.until)
         if q.status is not None:
-            conditions.append(sync_audit_logs.c.status == q.status.value)
+            conditions.append(audit.c.status == q.status.value)
         if q.seller_number is not None:
-            in_records = sa.select(sync_record_logs.c.sync_id).where(
-                sync_record_logs.c.seller_number == q.seller_number
-            )
-            in_errors = sa.select(sync_error_logs.c.sync_id).where(sync_error_logs.c.seller_number == q.seller_number)
-            conditions.append(sync_audit_logs.c.sync_id.in_(in_records.union(in_errors).scalar_subquery()))
-        query = (
-            sa.select(sync_audit_logs)
-            .where(*conditions)
-            .order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc())
-            .limit(q.limit)
-        )
+            sources = [sync_record_logs, sync_error_logs]
+            if q.include_archive:
+                sources += [sync_record_logs_archive, sync_error_logs_archive]
+            logged = sa.union(
+                *(sa.select(t.c.sync_id).where(t.c.seller_number == q.seller_number) for t in sources)
+            ).scalar_subquery()
+            conditions.append(audit.c.sync_id.in_(logged))
+        newest_first = (audit.c.started_at.desc(), audit.c.id.desc())
+        query = sa.select(audit).where(*conditions).order_by(*newest_first).limit(q.limit)
         return [dict(r) for r in conn.execute(query).mappings()]
 
     def errors(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
@@ -220,3 +228,8 @@ class AuditStore:
             .first()
         )
         return dict(row) if row is not None else None
+
+
+def _with_archive(live: sa.Table, archive: sa.Table) -> sa.Subquery:
+    """The live rows and the archived ones, with the live table's columns (UNION ALL: the two never overlap)."""
+    return sa.union_all(sa.select(live), sa.select(*(archive.c[c.name] for c in live.c))).subquery(live.name)
