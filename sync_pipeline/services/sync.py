@@ -24,6 +24,7 @@ from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, SyncCo
 from sync_pipeline.domain.diff import Action, classify, mark_missing
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
+from sync_pipeline.domain.progress import progress_record
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import Rejection, SheetSnapshot
 from sync_pipeline.services.database import Database
@@ -35,6 +36,15 @@ PHASES: tuple[str, ...] = ("fetch", "validate", "compare", "update", "verify")
 # Rejection rules that are integrity rules (Requirement 8) rather than unparseable values.
 INTEGRITY_RULES = frozenset({"required", "seller_number_format", "duplicate_seller_number"})
 SAMPLE_SIZE = 20  # seller numbers quoted in messages and metadata when there are many
+
+
+@dataclass(frozen=True)
+class WriteProgress:
+    """Where the write phase will stand once a chunk commits: rows done and to write, and when the phase began."""
+
+    done: int
+    total: int
+    started_at: dt.datetime
 
 
 @dataclass
@@ -303,10 +313,19 @@ class SyncService:
         failures: dict[str, str] = {}
         try:
             total = len(to_write)
+            phase_started = self.db.clock.now()
+            with self.db.engine.begin() as conn:  # status shows the rows to write before the first chunk commits
+                self.db.audit.update(
+                    conn,
+                    read.sync_id,
+                    progress=progress_record("update", 0, total, started_at=phase_started, now=phase_started),
+                )
             self.progress("update", 0, total)
             done = 0
             for chunk in _chunks(to_write, settings.chunk_size):
-                applied, failed = self._apply_chunk(read.sync_id, chunk, holder, lease)
+                # Progress is cumulative over the whole write, stored in each chunk's own transaction (P15).
+                after = WriteProgress(done + len(chunk), total, phase_started)
+                applied, failed = self._apply_chunk(read.sync_id, chunk, holder, lease, after)
                 written |= applied
                 failures.update(failed)
                 done += len(chunk)
@@ -359,11 +378,11 @@ class SyncService:
             )
 
     def _apply_chunk(
-        self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta
+        self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta, progress: WriteProgress
     ) -> tuple[set[str], dict[str, str]]:
         """One chunk in one transaction; when the chunk fails, retry its rows one by one to isolate the bad ones."""
         try:
-            return self._write_reconnecting(sync_id, chunk, holder, lease), {}
+            return self._write_reconnecting(sync_id, chunk, holder, lease, progress), {}
         except sa.exc.DBAPIError as exc:
             if len(chunk) == 1:
                 return set(), {chunk["seller_number"].iloc[0]: _db_message(exc)}
@@ -373,7 +392,7 @@ class SyncService:
         for i in range(len(chunk)):
             row = chunk.iloc[[i]]
             try:
-                written |= self._write_reconnecting(sync_id, row, holder, lease)
+                written |= self._write_reconnecting(sync_id, row, holder, lease, progress)
             except sa.exc.DBAPIError as exc:
                 failures[row["seller_number"].iloc[0]] = _db_message(exc)
         if failures:
@@ -406,7 +425,9 @@ class SyncService:
                 )
         return written, failures
 
-    def _write_reconnecting(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
+    def _write_reconnecting(
+        self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta, progress: WriteProgress
+    ) -> set[str]:
         """Requirement 7.2: when the connection is lost mid-chunk, the pool opens a new one and the chunk's transaction
         (rolled back with the old connection) is retried, with backoff, each retry logged as a recovery action."""
 
@@ -427,7 +448,7 @@ class SyncService:
                 log.warning("could not log the reconnection of sync %s", sync_id)
 
         return retry_call(
-            lambda: self._write(sync_id, chunk, holder, lease),
+            lambda: self._write(sync_id, chunk, holder, lease, progress),
             operation=f"write of {len(chunk)} seller(s)",
             is_transient=is_lost_connection,
             describe=_describe_db_failure,
@@ -435,7 +456,9 @@ class SyncService:
             sleep=self.sleep,
         )
 
-    def _write(self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta) -> set[str]:
+    def _write(
+        self, sync_id: str, chunk: pd.DataFrame, holder: str, lease: dt.timedelta, progress: WriteProgress
+    ) -> set[str]:
         now = self.db.clock.now()
         with self.db.engine.begin() as conn:
             if not self.db.lock.renew(conn, holder, now=now, lease=lease):
@@ -446,9 +469,8 @@ class SyncService:
                 )
             written = self.db.sellers.apply_chunk(conn, chunk, now)
             self.db.audit.log_records(conn, sync_id, _record_logs(chunk, written), now)
-            self.db.audit.update(
-                conn, sync_id, heartbeat_at=now, progress={"phase": "update", "done": len(chunk), "total": len(chunk)}
-            )
+            record = progress_record("update", progress.done, progress.total, started_at=progress.started_at, now=now)
+            self.db.audit.update(conn, sync_id, heartbeat_at=now, progress=record)
         return written
 
     def _result(
