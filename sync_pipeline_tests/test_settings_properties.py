@@ -51,9 +51,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def run_settings_job(
-    instance: dg.DagsterInstance, database_url: str, **values: Any
-) -> dg.ExecuteInProcessResult:
+def run_settings_job(instance: dg.DagsterInstance, database_url: str, **values: Any) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("update_sync_settings").execute_in_process(
         run_config={"ops": {"update_sync_settings": {"config": values}}},
         resources={"database": SyncDatabase(url=database_url)},
