@@ -19,9 +19,9 @@ from sync_pipeline.defs.schedules import seller_sync_schedule
 from sync_pipeline.domain.audit import SyncKind
 from sync_pipeline.domain.schedule import SyncActivity, sync_due
 from sync_pipeline.services.database import Database, open_database
+from sync_pipeline.services.lifecycle import SyncRun
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline.services.settings import update_settings
-from sync_pipeline.services.sync import SyncService
 from sync_pipeline_tests.support.db import audit_row
 from sync_pipeline_tests.support.sheets import seller_row, sheet
 
@@ -42,12 +42,13 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def evaluate(instance: dg.DagsterInstance, database_url: str, at: dt.datetime) -> dg.RunRequest | dg.SkipReason:
-    context = dg.build_schedule_context(
+    # A context manager: the database resource opens its engine for the evaluation and disposes of it afterwards.
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=at.replace(tzinfo=dt.UTC),
         resources={"database": SyncDatabase(url=database_url)},
-    )
-    data = seller_sync_schedule.evaluate_tick(context)
+    ) as context:
+        data = seller_sync_schedule.evaluate_tick(context)
     if data.skip_message is not None:
         return dg.SkipReason(data.skip_message)
     assert data.run_requests is not None and len(data.run_requests) == 1, data
@@ -95,13 +96,14 @@ def test_schedule_reads_the_interval_and_the_pause_switch_on_every_tick(
 
 def test_schedule_skips_while_a_sync_is_running(db: Database, database_url: str, instance: dg.DagsterInstance) -> None:
     update_settings(db, {"sync_interval_minutes": 1}, changed_by="test")
-    sync_id, _, started = SyncService(db).begin(kind=SyncKind.MANUAL, source="memory:test")
-    skip = evaluate(instance, database_url, started + dt.timedelta(minutes=2))
-    assert isinstance(skip, dg.SkipReason)
-    assert "a sync is running" in (skip.skip_message or "") and sync_id in (skip.skip_message or "")
-    # A "running" row whose heartbeat is older than the lock lease is a dead sync: it no longer blocks the schedule.
-    later = started + dt.timedelta(seconds=db.settings().lock_lease_seconds + 61)
-    assert isinstance(evaluate(instance, database_url, later), dg.RunRequest)
+    with SyncRun(db, sheet([seller_row("SC00004")]), kind=SyncKind.MANUAL) as run:  # opened: the audit row says running
+        skip = evaluate(instance, database_url, run.started_at + dt.timedelta(minutes=2))
+        assert isinstance(skip, dg.SkipReason)
+        assert "a sync is running" in (skip.skip_message or "") and run.sync_id in (skip.skip_message or "")
+        # A "running" row whose heartbeat is older than the lock lease is a dead sync: it does not block the schedule.
+        later = run.started_at + dt.timedelta(seconds=db.settings().lock_lease_seconds + 61)
+        assert isinstance(evaluate(instance, database_url, later), dg.RunRequest)
+        run.fail(RuntimeError("stopped by the test"))
 
 
 def test_sync_due_decision() -> None:

@@ -198,14 +198,14 @@ def test_property_46_changes_take_effect_without_restart(
     """One process, one set of definitions and resources throughout: nothing is reloaded between change and use."""
     done = sync_verify_repair(db, sheet(ROWS))
     tick = audit_row(db, done.summary.sync_id)["started_at"] + dt.timedelta(minutes=5, seconds=1)
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=tick.replace(tzinfo=dt.UTC),
         resources={"database": SyncDatabase(url=database_url)},
-    )
-    assert seller_sync_schedule.evaluate_tick(context).skip_message  # 60 minutes by default
-    assert run_settings_job(instance, database_url, sync_interval_minutes=5).success
-    assert seller_sync_schedule.evaluate_tick(context).run_requests  # the very next evaluation sees 5 minutes
+    ) as context:
+        assert seller_sync_schedule.evaluate_tick(context).skip_message  # 60 minutes by default
+        assert run_settings_job(instance, database_url, sync_interval_minutes=5).success
+        assert seller_sync_schedule.evaluate_tick(context).run_requests  # the very next evaluation sees 5 minutes
 
     assert run_settings_job(instance, database_url, chunk_size=3).success
     progress: list[tuple[str, int, int]] = []
