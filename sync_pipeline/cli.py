@@ -199,15 +199,32 @@ def status(database_url: str | None, as_json: bool) -> None:
     from sync_pipeline.services.report import current_status
 
     data = current_status(_open(database_url))
-    last, ok = data["last_attempt"], data["last_success"]
+    _emit(data, as_json, _human_status(data))
+
+
+def _human_status(data: dict[str, Any]) -> str:
+    last, ok, running = data["last_attempt"], data["last_success"], data["running"]
     human = [f"state: {data['state']}"]
     if data["lock"]:
         human.append(f"  sync lock held by {data['lock']['holder']} since {data['lock']['since']}")
-    if data["running"]:
-        human.append(f"  running since {data['running']['started_at']}: {data['running']['progress']}")
-    human.append(f"last attempt: {last['started_at']} {last['status']}" if last else "last attempt: never")
-    human.append(f"last success: {ok['started_at']} {ok['status']}" if ok else "last success: never")
-    _emit(data, as_json, "\n".join(human))
+    if running:
+        p = running["progress"]
+        line = f"  {running['kind']} sync {running['sync_id']} since {running['started_at']}: {p['label']}"
+        if p["total"]:
+            line += f", {p['done']}/{p['total']} rows ({p['percent']:.0f}%)"
+            if p["eta_s"] is not None:
+                line += f", about {p['eta_s']:.0f}s left"
+        human.append(line)
+    for label, s in (("last attempt", last), ("last success", ok)):
+        if not s:
+            human.append(f"{label}: never")
+            continue
+        human.append(
+            f"{label}: {s['started_at']} {s['status']} in {s['duration_s']}s — inserted {s['inserted']}, "
+            f"updated {s['updated']}, unchanged {s['unchanged']}, rejected {s['rejected']}, failed {s['failed']}, "
+            f"gaps {s['gaps_found']}" + (f"; {s['message']}" if s.get("message") else "")
+        )
+    return "\n".join(human)
 
 
 @main.command()
@@ -368,13 +385,16 @@ def _event_line(e: dict[str, Any], *, with_sync: bool = False) -> str:
 
 
 @main.command()
-@click.argument("action", type=click.Choice(["show", "set"]), default="show")
+@click.argument("action", type=click.Choice(["show", "set", "history"]), default="show")
 @click.argument("pairs", nargs=-1)
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def settings(action: str, pairs: tuple[str, ...], database_url: str | None, as_json: bool) -> None:
-    """Show the settings in force, or `set KEY=VALUE…` (validated; effective from the next run)."""
+    """Show the settings in force, `set KEY=VALUE…` (validated; used from its next use), or their change `history`."""
     db = _open(database_url)
+    if action == "history":
+        _settings_history(db, as_json)
+        return
     if action == "set":
         changes: dict[str, str] = {}
         for pair in pairs:
@@ -390,6 +410,29 @@ def settings(action: str, pairs: tuple[str, ...], database_url: str | None, as_j
             sys.exit(EXIT_USAGE)
     current = db.settings().as_strings()
     _emit(current, as_json, "\n".join(f"{k} = {v}" for k, v in current.items()))
+
+
+def _settings_history(db: Database, as_json: bool) -> None:
+    from sync_pipeline.services.settings import settings_history
+
+    rows = [
+        {
+            "key": c.key,
+            "old_value": c.old_value,
+            "new_value": c.new_value,
+            "changed_at": c.changed_at.isoformat(" ", timespec="seconds"),
+            "changed_by": c.changed_by,
+        }
+        for c in settings_history(db)
+    ]
+    human = (
+        "\n".join(
+            f"{r['changed_at']}  {r['key']}: {r['old_value']} -> {r['new_value']}  by {r['changed_by'] or 'unknown'}"
+            for r in rows
+        )
+        or "no setting has been changed"
+    )
+    _emit(rows, as_json, human)
 
 
 @main.command()

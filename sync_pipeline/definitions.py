@@ -14,10 +14,18 @@ from sync_pipeline.defs.resources import resources_from_env
 from sync_pipeline.defs.retention import audit_retention_job
 from sync_pipeline.defs.schedules import schedules
 from sync_pipeline.defs.sensors import sensors
+from sync_pipeline.defs.settings import update_sync_settings_job
 
 defs = dg.Definitions(
     assets=[seller_sync, sync_health],
-    jobs=[seller_sync_job, seller_resync_job, acknowledge_alerts, sync_health_job, audit_retention_job],
+    jobs=[
+        seller_sync_job,
+        seller_resync_job,
+        update_sync_settings_job,
+        acknowledge_alerts,
+        sync_health_job,
+        audit_retention_job,
+    ],
     schedules=schedules,
     sensors=sensors,
     resources=resources_from_env(),

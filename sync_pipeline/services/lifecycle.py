@@ -48,6 +48,7 @@ from sync_pipeline.domain.audit import (
 )
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
+from sync_pipeline.domain.progress import progress_record
 from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.verification import Verification
@@ -108,6 +109,7 @@ class SyncRun:
         self.status: SyncStatus | None = None  # set once the audit entry is closed
         self.metrics: SyncMetrics | None = None  # recorded when it closes
         self.gaps_resynced = 0
+        self.phase_started_at: dt.datetime | None = None
 
     # -- begin ---------------------------------------------------------------------------------------------------
     def __enter__(self) -> SyncRun:
@@ -250,6 +252,7 @@ class SyncRun:
             raise RuntimeError(f"sync {self.sync_id} does not hold the sync lock; enter it with `with SyncRun(...)`")
         writer = ChunkWriter(self.db.engine, self.db.clock, self.lock, sync_id=self.sync_id, sleep=self.sleep)
         t1 = time.perf_counter()
+        self.phase_started_at = self.db.clock.now()  # the estimate of the time left is measured from here
         self._report_progress("update", 0, total)
         outcome = writer.write(
             to_write, self.settings.chunk_size, lambda done: self._report_progress("update", done, total)
@@ -268,15 +271,14 @@ class SyncRun:
         return self.result
 
     def _report_progress(self, phase: str, done: int, total: int) -> None:
-        """Progress over the whole change set (P15), for the run log and for `sync-pipeline status`."""
-        self.progress(phase, done, total)
+        """Progress over the whole change set (P15), for the run log and for `sync-pipeline status` (which derives
+        the percentage and the time left from it: domain.progress). Stored first, so that whoever is told already
+        finds the same figures in the audit log."""
+        now = self.db.clock.now()
+        record = progress_record(phase, done, total, started_at=self.phase_started_at or now, now=now)
         with self.db.engine.begin() as conn:
-            self.db.audit.update(
-                conn,
-                self.sync_id,
-                heartbeat_at=self.db.clock.now(),
-                progress={"phase": phase, "done": done, "total": total},
-            )
+            self.db.audit.update(conn, self.sync_id, heartbeat_at=now, progress=record)
+        self.progress(phase, done, total)
 
     def _log_kept_conflicts(self, plan: pd.DataFrame) -> None:
         """Rows the application edited after the sheet's 更新日時: kept as they are, logged with both sides (P41)."""

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sync_pipeline.adapters.store.lock import current_holder
 from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
 from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
+from sync_pipeline.domain.progress import progress_view
 from sync_pipeline.domain.recovery import RECOVERY_RULE_PREFIX, is_recovery_rule
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.sync import PHASES
@@ -101,7 +102,8 @@ def summary_for_run(db: Database, run_id: str) -> dict[str, Any] | None:
 
 
 def current_status(db: Database) -> dict[str, Any]:
-    """Idle or running (with progress), the last attempt and the last success (Requirement 4.1)."""
+    """Idle or running (phase, rows done / to write, time left), the last attempt and the last success (P13, P15)."""
+    now = db.clock.now()
     with db.engine.connect() as conn:
         running = db.audit.latest(conn, statuses=[SyncStatus.RUNNING])
         last = (
@@ -120,17 +122,31 @@ def current_status(db: Database) -> dict[str, Any]:
         "state": "running" if running else "idle",
         # Who holds the sync lock right now (the lock, not the audit log, says whether a sync is alive).
         "lock": None if holder is None else {"holder": holder.holder, "since": _iso(holder.acquired_at)},
-        "running": None
-        if not running
-        else {
-            "sync_id": running["sync_id"],
-            "run_id": running["run_id"],
-            "started_at": _iso(running["started_at"]),
-            "progress": running["progress"],
-        },
+        "running": None if not running else running_view(running, now),
         "last_attempt": sync_summary(db, last) if last else None,
         "last_success": sync_summary(db, success) if success else None,
     }
+
+
+def running_view(row: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """A running sync as `status` shows it; before the write phase stores progress, its phase comes from the row."""
+    view = progress_view(row.get("progress"), now=now, phase=_phase_before_progress(row))
+    return {
+        "sync_id": row["sync_id"],
+        "run_id": row["run_id"],
+        "kind": row["kind"],
+        "started_at": _iso(row["started_at"]),
+        "running_for_s": round((now - row["started_at"]).total_seconds(), 1),
+        "heartbeat_at": _iso(row.get("heartbeat_at")),
+        "phase": view.phase,
+        "progress": view.as_dict(),
+    }
+
+
+def _phase_before_progress(row: Mapping[str, Any]) -> str:
+    if row.get("verified_at") is not None:
+        return "verify"
+    return "fetch" if row.get("rows_read") is None else "compare"
 
 
 def audit_rows(db: Database, query: AuditQuery) -> list[dict[str, Any]]:

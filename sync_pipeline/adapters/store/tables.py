@@ -218,6 +218,20 @@ sync_config = sa.Table(
     sa.Column("updated_by", sa.String(128)),
 )
 
+# Every change of a setting (Requirement 10): who changed which key from what to what, and when.
+sync_config_history = sa.Table(
+    "sync_config_history",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("old_value", sa.Text),  # NULL when the setting had never been stored
+    sa.Column("new_value", sa.Text, nullable=False),
+    sa.Column("changed_at", UtcDateTime(), nullable=False),
+    sa.Column("changed_by", sa.String(128)),
+    sa.Index(None, "changed_at"),
+    sa.Index(None, "key", "changed_at"),
+)
+
 # The sync lock: one row per lock name, held by a sync until `expires_at` (a lease, renewed while it works).
 sync_locks = sa.Table(
     "sync_locks",
