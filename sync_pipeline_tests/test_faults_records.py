@@ -36,7 +36,9 @@ from sync_pipeline_tests.support.sheets import HEADER, seller_row, sheet
 KEYS = [f"RQ{i:05d}" for i in range(1, 41)]
 REFUSED = KEYS[7]
 ROWS = [HEADER, *(seller_row(k, name=f"売主{k[-3:]}") for k in KEYS)]
-START = dt.datetime(2026, 1, 15, 9, 0)  # in the past: the sensor (system clock) sees these retries as due
+START = dt.datetime(
+    2026, 1, 15, 9, 0, tzinfo=dt.UTC
+)  # in the past: the sensor (system clock) sees these retries as due
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sync_pipeline.services.database import Database
 from sync_pipeline.services.recovery import take_sync_lock
 from sync_pipeline.services.report import current_status
 
-NOW = dt.datetime(2026, 4, 1, 9, 0)
+NOW = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
 CHILD_READY_SECONDS = 60  # the child imports SQLAlchemy and connects; generous on a busy 2-core machine
 RELEASE_SECONDS = 10  # how long the server / kernel may take to notice the holder died
 
