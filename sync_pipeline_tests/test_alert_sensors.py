@@ -19,13 +19,13 @@ import pytest
 import yaml
 
 from sync_pipeline.definitions import defs
-from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
-from sync_pipeline.defs.sensors import (
+from sync_pipeline.defs.alert_sensors import (
     WILL_RETRY_TAG,
     alert_delivery_sensor,
     consecutive_failures_sensor,
     missed_sync_sensor,
 )
+from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
 from sync_pipeline.domain.alerts import AlertType
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.services.alerts import list_alerts

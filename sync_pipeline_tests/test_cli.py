@@ -121,6 +121,6 @@ def test_audit_settings_and_db_commands(tmp_path: Path) -> None:
     assert cli_json("alerts", "--database-url", url)[1] == []  # acknowledged alerts are hidden without --all
     assert len(cli_json("alerts", "--all", "--database-url", url)[1]) == 1
 
-    assert "at revision 0001" in cli("db", "current", "--database-url", url).stdout
+    assert "at revision 0002" in cli("db", "current", "--database-url", url).stdout
     assert "none (empty)" in cli("db", "downgrade", "base", "--database-url", url).stdout
-    assert "at revision 0001" in cli("db", "upgrade", "--database-url", url).stdout
+    assert "at revision 0002" in cli("db", "upgrade", "--database-url", url).stdout

@@ -17,9 +17,12 @@ from sync_pipeline.defs.checks import (
     verification_check_results,
     verification_metadata,
 )
+from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import SheetSnapshot
 from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification
+from sync_pipeline.services.metrics import SyncMetrics
 from sync_pipeline.services.resync import ResyncResult
+from sync_pipeline.services.settings import settings_markdown
 from sync_pipeline.services.sync import SyncSummary
 
 SELLER_SHEET = "seller_sheet"
@@ -95,14 +98,21 @@ def _failure_table(snapshot: SheetSnapshot) -> str:
     return "\n".join(lines)
 
 
-def table_result(summary: SyncSummary, verification: Verification) -> dg.MaterializeResult:
-    """`sellers_table`: counts by action, speed, the verification figures, and the three verification checks."""
+def table_result(
+    summary: SyncSummary, verification: Verification, settings: Settings, metrics: SyncMetrics | None = None
+) -> dg.MaterializeResult:
+    """`sellers_table`: counts by action, speed, the verification figures, the settings this sync ran with (the
+    current ones: they are read when a sync starts), and the three verification checks.
+
+    With the sync's metrics: seconds per phase, throughput and errors by category as numbers the UI plots (P23-P25).
+    """
     c = summary.counts
     update_s = float(summary.phases.get("update", 0.0))
     written = c.inserted + c.updated
     return dg.MaterializeResult(
         asset_key=SELLERS_TABLE,
         metadata={
+            **(metrics.numeric_metadata() if metrics is not None else {}),
             "sync_id": summary.sync_id,
             "status": summary.status.value,
             "inserted": c.inserted,
@@ -115,6 +125,7 @@ def table_result(summary: SyncSummary, verification: Verification) -> dg.Materia
             "duration_seconds": float(round(summary.duration_s, 4)),
             "conflict_sample": dg.MetadataValue.json([d["seller_number"] for d in summary.conflicts[:SAMPLE_SIZE]]),
             **verification_metadata(verification),
+            "settings": dg.MetadataValue.md(settings_markdown(settings)),
         },
         check_results=verification_check_results(verification),
     )

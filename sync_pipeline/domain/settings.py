@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_NUMBER_PATTERN, FIELD_NAMES
 
+DOC = "doc"  # the dataclass field metadata key holding a setting's documentation
 MIN_SYNC_INTERVAL_MINUTES = 1  # Requirement 10.1: anything faster would overlap with itself on a large sheet
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI (README); run links start here
 # One address as mail servers accept it in RCPT TO: a local part and a dotted domain, no spaces, commas or brackets.
@@ -26,28 +29,102 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Every runtime-tunable threshold; stored in the `sync_config` table, read at the start of every run."""
+class SettingChange:
+    """One versioned change of a setting (`sync_config_history`), values as stored text."""
 
-    sync_interval_minutes: int = 60
-    consecutive_failure_threshold: int = 3
-    gap_threshold: int = 0
-    auto_recovery: bool = True
-    no_success_alert_hours: float = 2.0
-    retry_delay_minutes: int = 5
-    retry_max_attempts: int = 3
-    min_sheet_ratio: float = 0.5  # a sheet with fewer than this share of the sellers the database holds is refused
-    seller_number_pattern: str = DEFAULT_SELLER_NUMBER_PATTERN
-    required_fields: tuple[str, ...] = DEFAULT_REQUIRED_FIELDS
-    sheet_timezone: str = "Asia/Tokyo"  # how to read 更新日時 typed without a zone
-    chunk_size: int = 1000
-    lock_lease_seconds: int = 300
-    slow_sync_factor: float = 2.0
-    slow_sync_min_samples: int = 5
-    email_min_interval_minutes: int = 60
-    email_enabled: bool = False  # Requirement 3.5: e-mail alerts; the SMTP server comes from SYNC_SMTP_* variables
-    email_recipients: tuple[str, ...] = ()  # comma-separated in `settings set`
-    ui_base_url: str = DEFAULT_UI_BASE_URL  # the Dagster UI as the recipients reach it, for links to runs
+    key: str
+    old_value: str | None
+    new_value: str
+    changed_at: dt.datetime
+    changed_by: str | None
+
+
+def _setting(default: Any, doc: str) -> Any:
+    """A setting's default with its documentation beside it; the CLI and the Dagster launchpad both show `doc`."""
+    return field(default=default, metadata={DOC: doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every runtime-tunable threshold; stored in the `sync_config` table and read where it is used, on its next use."""
+
+    sync_interval_minutes: int = _setting(
+        60,
+        "Minutes between scheduled syncs, counted from the start of the last sync (CLI and manual syncs count too). "
+        f"At least {MIN_SYNC_INTERVAL_MINUTES}. Read by seller_sync_schedule on every tick (once a minute).",
+    )
+    sync_paused: bool = _setting(
+        False,
+        "true stops seller_sync_schedule from starting syncs (each tick is skipped and says so); manual syncs "
+        "still run. Read on every tick.",
+    )
+    consecutive_failure_threshold: int = _setting(
+        3, "Failed syncs in a row that raise one critical alert per failure streak. At least 1."
+    )
+    gap_threshold: int = _setting(
+        0,
+        "Sellers missing from the database after a sync (gaps) tolerated before a gaps_found alert: the alert is "
+        "raised when gaps exceed this number. At least 0. Read by the next sync's verification.",
+    )
+    auto_recovery: bool = _setting(
+        True,
+        "true: gaps and stale rows found by verification are resynced automatically (seller_gap_resync). "
+        "false: they are only reported and alerted; repair them with seller_resync_job. Read when the resync step "
+        "starts.",
+    )
+    no_success_alert_hours: float = _setting(
+        2.0, "Hours without a successful sync before a no_recent_success alert. At least 0.1."
+    )
+    retry_delay_minutes: int = _setting(5, "Minutes before a record that failed to write is retried. At least 0.")
+    retry_max_attempts: int = _setting(
+        3, "Retries of a record that failed to write before it is alerted and given up. At least 0."
+    )
+    min_sheet_ratio: float = _setting(
+        0.5,
+        "A sheet with fewer valid sellers than this share of the sellers the database holds from it is refused as a "
+        "partial read (nothing is written). Between 0 and 1.",
+    )
+    seller_number_pattern: str = _setting(
+        DEFAULT_SELLER_NUMBER_PATTERN,
+        "Regular expression a seller number must match after NFKC normalisation and trimming "
+        "(default: two capital letters and five digits, AA12345).",
+    )
+    required_fields: tuple[str, ...] = _setting(
+        DEFAULT_REQUIRED_FIELDS,
+        f"Fields every seller row must have, comma-separated; must include seller_number. Fields: "
+        f"{', '.join(FIELD_NAMES)}.",
+    )
+    sheet_timezone: str = _setting(
+        "Asia/Tokyo", "IANA time zone in which 更新日時 values typed without a zone are read."
+    )
+    chunk_size: int = _setting(
+        1000, "Sellers written per transaction; a cancelled sync keeps every whole chunk written. At least 1."
+    )
+    slow_sync_factor: float = _setting(
+        2.0, "A sync slower than this many times the median of the last 7 days raises a slow_sync warning. At least 1."
+    )
+    slow_sync_min_samples: int = _setting(
+        5, "Syncs in the last 7 days needed before the slow-sync rule applies. At least 1."
+    )
+    email_min_interval_minutes: int = _setting(
+        60, "Minutes between two e-mails about alerts of the same type. At least 0."
+    )
+    email_enabled: bool = _setting(
+        False,
+        "true: every alert is e-mailed to email_recipients through the SYNC_SMTP_* server (at most one e-mail per "
+        "alert type per email_min_interval_minutes; alerts raised while the server is down are sent later).",
+    )
+    email_recipients: tuple[str, ...] = _setting(
+        (), "Comma-separated e-mail addresses that receive alerts; each is checked when set."
+    )
+    ui_base_url: str = _setting(
+        DEFAULT_UI_BASE_URL, "The Dagster UI's address as the recipients reach it, for the run links in alert e-mails."
+    )
+    retention_days: int = _setting(
+        90,
+        "Audit, record, error and metric rows and acknowledged alerts older than this many days are moved to the "
+        "archive tables by audit_retention_job (daily). At least 1.",
+    )
 
     def validate(self) -> Settings:
         """Return self, or raise SettingsError naming the first setting that breaks its rule."""
@@ -80,6 +157,21 @@ class Settings:
             default = getattr(Settings(), key)
             changes[key] = _parse(key, text, default)
         return replace(self, **changes).validate()  # type: ignore[arg-type]
+
+
+def setting_docs() -> dict[str, str]:
+    """Each setting's documentation, in declaration order (the CLI's `settings show`, the launchpad's config)."""
+    return {f.name: f.metadata[DOC] for f in fields(Settings)}
+
+
+def setting_types() -> dict[str, type]:
+    """Each setting's Python type as its default shows it (bool, int, float, str or tuple)."""
+    return {f.name: type(f.default) for f in fields(Settings)}
+
+
+def setting_text(value: object) -> str:
+    """A typed setting value as the text stored in `sync_config` (lists and tuples comma-separated)."""
+    return _to_text(tuple(value) if isinstance(value, list) else value)
 
 
 def _to_text(value: object) -> str:
@@ -175,10 +267,10 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "required_fields": _required,
     "sheet_timezone": _timezone,
     "chunk_size": _at_least(1),
-    "lock_lease_seconds": _at_least(10),
     "slow_sync_factor": _at_least(1),
     "slow_sync_min_samples": _at_least(1),
     "email_min_interval_minutes": _at_least(0),
     "email_recipients": _addresses,
     "ui_base_url": _http_url,
+    "retention_days": _at_least(1),
 }

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.alerts import AlertStore
 from sync_pipeline.adapters.store.history import SyncHistory
-from sync_pipeline.adapters.store.lock import LeaseLock
+from sync_pipeline.adapters.store.lease import LeaseLock
 from sync_pipeline.domain.alert_rules import (
     CONSECUTIVE_FAILURES_RULE,
     COUNTED_KINDS,

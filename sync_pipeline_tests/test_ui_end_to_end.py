@@ -1,0 +1,273 @@
+"""Operating from the Dagster UI, end to end: a real `dagster-webserver` and `dagster-daemon` (QueuedRunCoordinator,
+pool `seller_sync` limited to one run) with a temporary DAGSTER_HOME, driven through `DagsterGraphQLClient` — the API
+the UI itself uses — against a fresh Postgres database and a generated sheet large enough that a sync takes seconds.
+
+Launch and succeed; two launches at once (the second waits QUEUED); terminate the first mid-write (CANCELED, audit
+row cancelled, every committed chunk kept) and the second then succeeds (the database equals the sheet); change a
+setting with `update_sync_settings` and read it back with the CLI. Runs execute their steps in process (see
+IN_PROCESS). One webserver and one daemon serve the whole module; the tests run in order and share the database.
+Does not touch Google, e-mail or the project's own DAGSTER_HOME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
+
+from sync_pipeline.adapters.store.engine import make_engine
+from sync_pipeline.adapters.store.tables import sync_audit_logs
+from sync_pipeline.services.database import Database, open_database
+from sync_pipeline.services.settings import update_settings
+from sync_pipeline_tests.support import tamper
+from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
+from sync_pipeline_tests.support.sample_sheet import write_csv
+from sync_pipeline_tests.support.sheets import HEADER, seller_row
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SELLERS = 20_000  # with small chunks the write alone takes several seconds: time to see the queue and to cancel
+CHUNK_SIZE = 200
+# Steps run in the run worker itself: on 2 shared cores each step subprocess of the default multiprocess executor
+# costs ~20 s of imports. Launch, queue and termination go through the same webserver, daemon and run worker.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+SMALL = 200  # the first sync's sheet: the first sellers of the large one, same content
+STARTUP_SECONDS = 240  # 2 shared cores: importing Dagster in the webserver, daemon and code servers is slow
+RUN_SECONDS = 600
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+KEYS = [f"UE{n:05d}" for n in range(1, SELLERS + 1)]
+PR_SET_PDEATHSIG = 1  # Linux prctl option: signal this process when its parent dies
+
+T = TypeVar("T")
+
+
+@dataclass
+class Ui:
+    client: DagsterGraphQLClient
+    db: Database
+    database_url: str
+    sheet: Path
+    small_sheet: Path
+    home: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, even killed before its teardown runs."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process and everything it started (its process group: code servers, run workers)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):  # stragglers of the group, even when the leader exited
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def fresh_postgres_url(postgres_template: tuple[str, str]) -> Iterator[str]:
+    server_url, template = postgres_template
+    name = f"spt_{uuid.uuid4().hex[:12]}_ui"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def ui(fresh_postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
+    base = tmp_path_factory.mktemp("ui_e2e")
+    home = base / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    large = write_csv(base / "sellers.csv", [HEADER, *(seller_row(k) for k in KEYS)])
+    small = write_csv(base / "small.csv", [HEADER, *(seller_row(k) for k in KEYS[:SMALL])])
+    db = open_database(fresh_postgres_url)
+    # Small chunks so that the write has many boundaries; the daemon's schedule is paused so that it starts nothing
+    # of its own while the tests count runs (its ticks are skipped, saying so).
+    update_settings(db, {"chunk_size": CHUNK_SIZE, "sync_paused": True}, changed_by="test_ui_end_to_end")
+    port = _free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "DAGSTER_", "GOOGLE_"))}
+    env = {
+        **clean,
+        "DAGSTER_HOME": str(home),
+        "SYNC_DATABASE_URL": fresh_postgres_url,
+        "SYNC_SHEET_SOURCE": str(large),
+    }
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    logs = {name: open(base / f"{name}.log", "wb") for name in ("webserver", "daemon")}  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=logs["webserver"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as a whole in teardown
+            preexec_fn=_die_with_parent,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", workspace],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=logs["daemon"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        ),
+    ]
+    # `timeout` stops pytest with SIGTERM: turn it into KeyboardInterrupt so that this teardown still runs.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        client = _wait("the webserver", lambda: _client_when_loaded(port, processes, base), STARTUP_SECONDS, 1.0)
+        yield Ui(client, db, fresh_postgres_url, large, small, home)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in processes:
+            _stop(process)
+        for log in logs.values():
+            log.close()
+        db.engine.dispose()
+
+
+LOCATIONS_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def _client_when_loaded(port: int, processes: list[subprocess.Popen[bytes]], base: Path) -> DagsterGraphQLClient | None:
+    """A client once the webserver answers and has loaded the code location; fails fast when a process died."""
+    for process in processes:
+        if process.poll() is not None:
+            logs = "\n".join((base / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("webserver", "daemon"))
+            raise AssertionError(f"{process.args[0]} exited with {process.returncode}:\n{logs}")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": LOCATIONS_QUERY}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            entries = json.load(answer)["data"]["workspaceOrError"]["locationEntries"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    if not entries or any(e["loadStatus"] != "LOADED" for e in entries):
+        return None
+    return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+
+
+def _status(ui: Ui, run_id: str) -> DagsterRunStatus:
+    return ui.client.get_run_status(run_id)
+
+
+def _finished(ui: Ui, run_id: str) -> DagsterRunStatus:
+    return _wait(f"run {run_id} to finish", lambda: s if (s := _status(ui, run_id)) in FINISHED else None, RUN_SECONDS)
+
+
+def _launch(ui: Ui, job: str, run_config: dict[str, Any] | None = None) -> str:
+    return ui.client.submit_job_execution(job, run_config=run_config or {})
+
+
+def _audit(ui: Ui, run_id: str) -> dict[str, Any] | None:
+    with ui.db.engine.connect() as conn:
+        row = (
+            conn.execute(
+                sa.select(sync_audit_logs).where(sync_audit_logs.c.run_id == run_id, sync_audit_logs.c.kind != "resync")
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
+def test_launch_seller_sync_job_and_see_it_succeed(ui: Ui) -> None:
+    """Also the first run of the pool: Dagster 1.13's queue learns a pool's default limit (dagster.yaml) in the
+    dequeue pass that first sees the pool, and only applies it from the next pass — two runs launched together into
+    a brand-new instance would both start (the database lock would still refuse the second sync)."""
+    run_id = _launch(
+        ui, "seller_sync_job", {**IN_PROCESS, "resources": {"sheet": {"config": {"source": str(ui.small_sheet)}}}}
+    )
+    assert _finished(ui, run_id) == DagsterRunStatus.SUCCESS
+    row = _audit(ui, run_id)
+    assert row is not None and row["status"] == "succeeded" and row["inserted_count"] == SMALL
+    assert tamper.seller_numbers(ui.db.engine) == set(KEYS[:SMALL])
+
+
+def test_launch_two_syncs_the_second_waits_queued_cancel_the_first_mid_write_and_the_second_succeeds(ui: Ui) -> None:
+    first = _launch(ui, "seller_sync_job", IN_PROCESS)
+    second = _launch(ui, "seller_sync_job", IN_PROCESS)
+    _wait("the first run to start", lambda: _status(ui, first) == DagsterRunStatus.STARTED, RUN_SECONDS)
+
+    def mid_write() -> dict[str, Any] | None:
+        row = _audit(ui, first)
+        progress = (row or {}).get("progress") or {}
+        return progress if progress.get("phase") == "update" and 0 < progress["done"] < progress["total"] else None
+
+    progress = _wait("the first sync to be writing", mid_write, RUN_SECONDS, 0.05)
+    assert _status(ui, second) == DagsterRunStatus.QUEUED  # the pool seller_sync admits one run at a time
+    ui.client.terminate_run(first)
+    assert _finished(ui, first) == DagsterRunStatus.CANCELED
+    cancelled = _wait(
+        "the first sync's audit row to close", lambda: (r := _audit(ui, first)) and r["finished_at"] and r, 60
+    )
+    assert cancelled["status"] == "cancelled"
+    with ui.db.engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT count(*) FROM sellers")).scalar_one()
+    # Every committed chunk is kept whole, and nothing after the cancel: whole chunks only, short of the sheet.
+    assert SMALL + progress["done"] <= kept < SELLERS and (kept - SMALL) % CHUNK_SIZE == 0
+
+    assert _finished(ui, second) == DagsterRunStatus.SUCCESS
+    row = _audit(ui, second)
+    assert row is not None and row["status"] == "succeeded" and row["verification_status"] == "clean"
+    assert row["inserted_count"] == SELLERS - kept  # the second sync completes the rest, the database equals the sheet
+    assert tamper.seller_numbers(ui.db.engine) == set(KEYS)
+
+
+def test_update_sync_settings_from_the_launchpad_is_seen_by_the_cli(ui: Ui) -> None:
+    config = {**IN_PROCESS, "ops": {"update_sync_settings": {"config": {"sync_interval_minutes": 17}}}}
+    assert _finished(ui, _launch(ui, "update_sync_settings", config)) == DagsterRunStatus.SUCCESS
+    shown = run_cli(["settings", "--json", "--database-url", ui.database_url])
+    assert shown.returncode == 0, shown.stderr
+    assert parse_json_stdout(shown)["sync_interval_minutes"] == "17"
+    # An invalid value failing the run and changing nothing: test_settings_properties.py, in-process (one run less).
