@@ -54,3 +54,19 @@ def test_domain_layer_imports_no_dagster_sqlalchemy_or_gspread() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_failed_record_retry_sensor_runs_by_default_and_launches_the_resync_job() -> None:
+    sensor = defs.resolve_sensor_def("failed_record_retry_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "seller_resync_job"
+
+
+def test_health_and_retention_definitions_are_pinned() -> None:
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert "sync_health" in keys
+    assert defs.resolve_assets_def("sync_health").group_names_by_key[dg.AssetKey("sync_health")] == "sync_health"
+    assert defs.resolve_job_def("audit_retention_job") is not None
+    assert defs.resolve_job_def("sync_health_job") is not None
+    assert defs.resolve_schedule_def("audit_retention_schedule").job_name == "audit_retention_job"
+    assert defs.resolve_sensor_def("sync_health_after_failure_sensor") is not None

@@ -132,7 +132,7 @@ def sync_errors(db: Database, sync_id: str) -> list[dict[str, Any]]:
 
 def retries_logged(db: Database, sync_id: str) -> list[dict[str, Any]]:
     """The recovery actions (read retries) the sync logged."""
-    return [e for e in sync_errors(db, sync_id) if e["rule"] == "retry"]
+    return [e for e in sync_errors(db, sync_id) if e["rule"] == "recovery:sheet_retry"]
 
 
 def edited(rows: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -255,7 +255,7 @@ def test_two_rate_limits_then_success_log_exactly_two_recovery_actions(
     assert waits == [2.0, 2.0]  # the server's Retry-After, not our backoff
     assert emulator.count("values") == 3
     errors = sync_errors(db, summary.sync_id)
-    assert [(e["category"], e["rule"]) for e in errors] == [("network", "retry")] * 2  # and nothing else
+    assert [(e["category"], e["rule"]) for e in errors] == [("network", "recovery:sheet_retry")] * 2  # and nothing else
     assert all("HTTP 429" in e["message"] and e["message"].startswith("recovery:") for e in errors)
     assert summary.counts.errors == 2
     assert seller_numbers(db) == valid_keys(rows)
@@ -284,9 +284,9 @@ def test_faults_beyond_the_retry_limit_fail_the_sync_and_leave_the_database_unto
     assert failed["status"] == "failed"
     assert failed["message"] == caught.value.message
     errors = sync_errors(db, failed["sync_id"])
-    assert [(e["category"], e["rule"]) for e in errors] == [("network", "retry")] * DEFAULT_MAX_RETRIES + [
-        ("network", "SheetReadError")
-    ]
+    assert [(e["category"], e["rule"]) for e in errors] == [
+        ("network", "recovery:sheet_retry")
+    ] * DEFAULT_MAX_RETRIES + [("network", "SheetReadError")]
     assert table_contents(db) == before
 
     # The edit would have been written: the untouched tables are the failure's doing, not an unchanged sheet.
@@ -362,6 +362,6 @@ def test_retries_used_up_fail_the_dagster_run_before_the_tables(
         [audit] = conn.execute(sa.select(sync_audit_logs)).mappings().all()
     assert (audit["status"], audit["run_id"]) == ("failed", result.run_id)
     assert [(e["category"], e["rule"]) for e in sync_errors(db, audit["sync_id"])] == [
-        ("network", "retry")
+        ("network", "recovery:sheet_retry")
     ] * DEFAULT_MAX_RETRIES + [("network", "SheetReadError")]
     assert seller_numbers(db) == set()

@@ -1,17 +1,20 @@
 """The Alembic migrations in sql/ and their runner: upgrade/downgrade round trips, the migrated schema against
-tables.py, ensure_migrated, and concurrent upgrades, on empty SQLite and Postgres databases.
+tables.py, ensure_migrated, concurrent upgrades, and revision 0002's timestamps with their zone (existing rows kept
+through upgrade and downgrade, `UtcDateTime` reading aware UTC), on empty SQLite and Postgres databases.
 
 Touches no sync code and none of the shared migrated fixtures: every test starts from an empty database of its own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -28,7 +31,7 @@ from sync_pipeline.adapters.store.migrations import (
     head,
     upgrade,
 )
-from sync_pipeline.adapters.store.tables import metadata, properties, sellers
+from sync_pipeline.adapters.store.tables import metadata, properties, sellers, sync_audit_logs, sync_config
 
 VERSION_TABLE = "alembic_version"
 SCHEMA_TABLES = {table.name for table in metadata.sorted_tables}
@@ -228,3 +231,56 @@ def test_missing_sql_folder_is_reported_with_its_path(tmp_path: Path, monkeypatc
     monkeypatch.setattr(migrations, "SCRIPT_LOCATION", missing)
     with pytest.raises(MigrationError, match=re.escape(str(missing))):
         migrations.alembic_config()
+
+
+def test_revision_0002_keeps_every_moment_through_upgrade_and_downgrade(empty_engine: sa.Engine) -> None:
+    """Rows written naive (UTC by convention) under 0001 read back as the same moments, aware, under 0002 — and naive
+    again after the downgrade — on both backends, whatever the session's time zone would have been."""
+    upgrade(empty_engine, "0001")
+    naive = dt.datetime(2026, 3, 1, 23, 30, 15, 123456)
+    audit = sa.table(
+        "sync_audit_logs",
+        sa.column("sync_id"),
+        sa.column("kind"),
+        sa.column("status"),
+        sa.column("started_at", sa.DateTime()),
+        sa.column("finished_at", sa.DateTime()),
+    )
+    with empty_engine.begin() as conn:
+        conn.execute(
+            audit.insert().values(sync_id="s1", kind="manual", status="succeeded", started_at=naive, finished_at=None)
+        )
+
+    upgrade(empty_engine, "0002")
+    with empty_engine.connect() as conn:
+        row = conn.execute(sa.select(sync_audit_logs.c.started_at, sync_audit_logs.c.finished_at)).one()
+    assert row.started_at == naive.replace(tzinfo=dt.UTC) and row.started_at.tzinfo is not None
+    assert row.finished_at is None
+    if empty_engine.dialect.name == "postgresql":
+        with empty_engine.connect() as conn:
+            kind = conn.execute(
+                sa.text(
+                    "SELECT data_type FROM information_schema.columns "
+                    "WHERE table_name = 'sync_audit_logs' AND column_name = 'started_at'"
+                )
+            ).scalar_one()
+        assert kind == "timestamp with time zone"
+
+    downgrade(empty_engine, "0001")
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.select(audit.c.started_at)).scalar_one() == naive
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.select(sync_audit_logs.c.started_at)).scalar_one() == naive.replace(tzinfo=dt.UTC)
+
+
+def test_utc_datetime_stores_any_zone_as_utc_and_reads_aware_utc(empty_engine: sa.Engine) -> None:
+    upgrade(empty_engine)
+    tokyo = dt.datetime(2026, 3, 2, 8, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+    with empty_engine.begin() as conn:
+        conn.execute(sync_config.insert().values(key="k", value="v", updated_at=tokyo))
+        stored = conn.execute(sa.select(sync_config.c.updated_at)).scalar_one()
+        # The moment survives, in UTC, and the text the content hash reads is the UTC wall time on both backends.
+        assert stored == tokyo and stored.utcoffset() == dt.timedelta(0)
+        text = conn.execute(sa.select(sa.func.substr(sa.cast(sync_config.c.updated_at, sa.Text), 1, 19))).scalar_one()
+        assert text == "2026-03-01 23:30:00"

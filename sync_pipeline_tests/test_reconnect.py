@@ -53,7 +53,9 @@ def test_property_29_a_lost_connection_is_reestablished_and_the_chunk_retried(
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM sellers")).scalar_one() == len(KEYS)
         errors = db.audit.errors(conn, run.summary.sync_id)
-    assert [(e["category"], e["rule"]) for e in errors] == [("database", "reconnect")]  # the recovery is logged
+    assert [(e["category"], e["rule"]) for e in errors] == [
+        ("database", "recovery:reconnect")
+    ]  # the recovery is logged
     assert "lost database connection" in errors[0]["message"]
 
 
@@ -70,5 +72,5 @@ def test_property_29_a_connection_that_stays_lost_fails_the_sync_as_a_database_e
         last = db.audit.latest(conn)
         assert last is not None and last["status"] == SyncStatus.FAILED.value
         errors = db.audit.errors(conn, last["sync_id"])
-    assert [e["rule"] for e in errors].count("reconnect") == 3
+    assert [e["rule"] for e in errors].count("recovery:reconnect") == 3
     assert errors[-1]["category"] == "database"

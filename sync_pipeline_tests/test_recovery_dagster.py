@@ -87,8 +87,13 @@ def test_a_clean_sync_passes_every_verification_check(
     [row] = audit_rows(db, result.run_id)  # no resync: nothing to repair
     assert row["verification_status"] == "clean" and row["sheet_valid_count"] == len(KEYS)
     assert row["phases"]["verify"] > 0
-    output = result.output_for_node("seller_gap_resync")
-    assert output["gaps_found"] == output["gaps_resynced"] == 0
+    [resync] = [
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("seller_gap_resync")
+    ]
+    assert resync["requested"].value == resync["gaps_resynced"].value == 0
+    assert row["gaps_found"] == row["gaps_resynced"] == 0
 
 
 def test_stale_rows_fail_no_gaps_and_are_repaired_by_seller_gap_resync(

@@ -19,7 +19,6 @@ from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_record_log
 from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
-from sync_pipeline.domain.errors import SyncRefusedError
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.resync import resync_from_source, sync_verify_repair
@@ -31,7 +30,7 @@ from sync_pipeline_tests.support.sheets import MemorySheetSource, seller_row, sh
 DB_EXAMPLES = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=15
 )
-START = dt.datetime(2026, 2, 1, 9, 0)
+START = dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC)
 KEYS = [f"RS{i:05d}" for i in range(1, 25)]
 
 
@@ -172,13 +171,18 @@ def test_property_04_a_resync_that_fails_for_one_seller_raises_a_critical_alert(
 
 def test_property_04_a_resync_that_cannot_run_raises_a_critical_alert_naming_every_seller(db: Database) -> None:
     sync_verify_repair(db, source())
+    broken: list[bool] = []
 
     def behind() -> None:
         tamper.delete_sellers(db.engine, KEYS[:2])
-        assert db.lock.acquire("someone-else", now=START, lease=dt.timedelta(hours=1))
+        broken.append(True)  # from now on the writes fail outright (the resync runs under the sync's own lock)
 
-    with pytest.raises(SyncRefusedError):
-        sync_verify_repair(db, source(), after_apply=behind)
+    def progress(phase: str, done: int, total: int) -> None:
+        if broken and phase == "update":
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        sync_verify_repair(db, source(), after_apply=behind, progress=progress)
     [alert] = list_alerts(db, alert_type=AlertType.RESYNC_FAILED)
     assert alert.severity is Severity.CRITICAL and alert.detail["seller_numbers"] == KEYS[:2]
     [child] = [r for r in resyncs_of(db, alert.detail["parent_sync_id"])]

@@ -212,7 +212,7 @@ def test_unknown_columns_are_ignored_and_reported(
     check = evaluation(result, HEADER_CHECK)
     assert check.passed
     assert metadata(check)["unknown_columns"] == extra
-    assert materialised(result) == {"seller_sheet", "sellers_table", "seller_gap_resync"}
+    assert materialised(result) == {"seller_sheet", "sellers_table", "seller_gap_resync", "sync_health"}
     db = open_database(sqlite_url)
     assert len(table_contents(db)["sellers"]) == len(GOOD_ROWS)
     assert audit_row(db, result.run_id)["status"] == "succeeded"

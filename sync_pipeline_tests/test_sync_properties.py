@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sync_pipeline.adapters.store.lock import SyncLock, current_holder
 from sync_pipeline.adapters.store.tables import sellers, sync_audit_logs, sync_error_logs, sync_record_logs
 from sync_pipeline.domain.audit import AuditQuery, ErrorLog, RecordAction, RecordLog, SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
@@ -29,7 +30,7 @@ from sync_pipeline_tests.support.db import record_logs, reset_database, stored_s
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row, sheet
 
 DB_EXAMPLES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
-START = dt.datetime(2026, 1, 10, 0, 0)
+START = dt.datetime(2026, 1, 10, 0, 0, tzinfo=dt.UTC)
 
 KEYS = [f"TK{i:05d}" for i in range(1, 13)]
 # One seller as the sheet holds it: name, amount, 更新日時 day; or an invalid row (missing name / bad number).
@@ -114,17 +115,19 @@ def test_property_09_completion_is_logged_with_status_counts_and_duration(db: Da
 def test_property_09_a_sync_that_died_is_closed_by_the_next_one(db: Database) -> None:
     dead = SyncRun(db, MemorySheetSource([HEADER]), kind=SyncKind.MANUAL).__enter__()  # then its process died
     dead_id = dead.sync_id
-    db.lock.release(dead_id)  # the lock died with its holder (issue 11 makes that the lock's own behaviour)
-    db.clock.advance(seconds=60)  # type: ignore[attr-defined]
-    summary = run(db, [seller_row("TK00001")])
+    assert dead.lock is not None
+    dead.lock.release()  # what the kernel or the server does when the holder dies (test_lock.py kills a real one)
+    summary = run(db, [seller_row("TK00001")])  # at once: no lease to wait out
     with db.engine.connect() as conn:
         dead = db.audit.get(conn, dead_id)
         running = conn.execute(
             sa.select(sa.func.count()).select_from(sync_audit_logs).where(sync_audit_logs.c.status == "running")
         ).scalar_one()
+        events = [e for e in db.audit.errors(conn, summary.sync_id) if e["rule"] == "recovery:abandoned_closed"]
     assert dead is not None and dead["status"] == SyncStatus.ABANDONED.value
-    assert summary.sync_id in dead["message"]
+    assert summary.sync_id in dead["message"] and "abandoned" in dead["message"]
     assert running == 0
+    assert [dead_id in e["message"] for e in events] == [True]
 
 
 class Interrupted(BaseException):
@@ -148,7 +151,7 @@ def test_property_09_a_cancelled_sync_keeps_whole_chunks_and_is_logged_cancelled
         props = conn.execute(sa.text("SELECT count(*) FROM properties")).scalar_one()
     assert row is not None and row["status"] == SyncStatus.CANCELLED.value
     assert props == 2
-    assert db.lock.holder(now=db.clock.now()) is None  # the lock was released
+    assert current_holder(db.engine) is None  # the lock was released
 
 
 # -- P7 / P8: records and errors -------------------------------------------------------------------------------------
@@ -312,30 +315,33 @@ def test_property_37_writes_are_upserts_keyed_by_seller_number(db: Database) -> 
 
 # -- P39: one sync at a time -----------------------------------------------------------------------------------------
 def test_property_39_a_sync_is_refused_while_another_holds_the_lock(db: Database) -> None:
-    lease = dt.timedelta(hours=1)  # the other sync's lease outlasts the 10 minutes each run() moves the clock
-    assert db.lock.acquire("other-sync", now=db.clock.now(), lease=lease)
-    with pytest.raises(SyncRefusedError) as refused:
-        run(db, [seller_row("TK00001")])
-    assert "other-sync" in str(refused.value)
-    assert table_rows(db) == {}
-    with db.engine.connect() as conn:
-        last = db.audit.latest(conn)
-    assert last is not None and last["status"] == SyncStatus.FAILED.value
-    # A crashed holder stops blocking once its lease has run out.
-    db.clock.advance(seconds=lease.total_seconds() + 1)  # type: ignore[attr-defined]
+    with SyncLock(db.engine) as other:
+        assert other.try_acquire("other-sync", now=db.clock.now())
+        with pytest.raises(SyncRefusedError) as refused:
+            run(db, [seller_row("TK00001")])
+        assert "other-sync" in str(refused.value)
+        assert table_rows(db) == {}
+        with db.engine.connect() as conn:
+            last = db.audit.latest(conn)
+        assert last is not None and last["status"] == SyncStatus.SKIPPED.value  # refused, not failed
+        assert current_holder(db.engine) is not None and current_holder(db.engine).holder == "other-sync"  # type: ignore[union-attr]
+    # Released: the next sync runs at once, and nothing of the refused one is left running.
     assert run(db, [seller_row("TK00001")]).counts.inserted == 1
+    assert current_holder(db.engine) is None
 
 
 def test_property_39_two_contenders_never_both_hold_the_lock(database_url: str) -> None:
     import concurrent.futures
 
     first, second = open_database(database_url), open_database(database_url)
-    now, lease = START, dt.timedelta(minutes=5)
+    locks = [SyncLock(first.engine), SyncLock(second.engine)]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(
-            pool.map(lambda args: args[0].lock.acquire(args[1], now=now, lease=lease), [(first, "a"), (second, "b")])
+            pool.map(lambda args: bool(args[0].try_acquire(args[1], now=START)), [(locks[0], "a"), (locks[1], "b")])
         )
     assert sorted(results) == [False, True]
+    for lock in locks:
+        lock.release()
 
 
 # -- P40 / P41: optimistic locking and conflicts ---------------------------------------------------------------------
@@ -375,7 +381,7 @@ def test_property_40_a_row_changed_underneath_is_not_overwritten(db: Database) -
 
 def test_property_41_conflicts_are_resolved_by_timestamp_and_logged(db: Database) -> None:
     run(db, [seller_row("TK00001", updated="2026-01-01 09:00")])
-    app_time = dt.datetime(2026, 1, 15, 0, 0)  # UTC
+    app_time = dt.datetime(2026, 1, 15, 0, 0, tzinfo=dt.UTC)
     app_edit(db, "TK00001", "アプリ編集", app_time)
     # The sheet changes, but its 更新日時 (JST) is older than the application's edit: the database wins.
     older = run(db, [seller_row("TK00001", name="古いシート", updated="2026-01-14 09:00")])

@@ -41,7 +41,7 @@ from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller
 DB_EXAMPLES = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=15
 )
-START = dt.datetime(2026, 2, 1, 9, 0)
+START = dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC)
 KEYS = [f"VF{i:05d}" for i in range(1, 21)]
 NAME_COLUMN = HEADER.index("氏名")
 PROPERTY_COLUMN = HEADER.index("物件所在地")

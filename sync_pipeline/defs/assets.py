@@ -120,7 +120,7 @@ def seller_sync(
             verification = run.verify()
             summary = run.complete()
             context.log.info(_summary_line(summary))
-            yield table_result(summary, verification, run.settings)
+            yield table_result(summary, verification, run.settings, run.metrics)
             if SELLER_GAP_RESYNC in selected:
                 yield resync_result(repair(run, verification))
     except SyncError as exc:  # our own, already in the audit log: the run fails with the operator's message

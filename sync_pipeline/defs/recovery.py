@@ -37,7 +37,8 @@ def resync_sellers(
         database.open(),
         sheet.build(),
         config.seller_numbers,
-        trigger="seller_resync_job",
+        # A run the retry sensor launched says so in the audit log (its tags name the sellers it retries).
+        trigger=context.run.tags.get("sync_pipeline/trigger", "seller_resync_job"),
         run_id=context.run_id,
         progress=progress_logger(context),
     )

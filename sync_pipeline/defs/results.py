@@ -20,6 +20,7 @@ from sync_pipeline.defs.checks import (
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import SheetSnapshot
 from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification
+from sync_pipeline.services.metrics import SyncMetrics
 from sync_pipeline.services.resync import ResyncResult
 from sync_pipeline.services.settings import settings_markdown
 from sync_pipeline.services.sync import SyncSummary
@@ -97,15 +98,21 @@ def _failure_table(snapshot: SheetSnapshot) -> str:
     return "\n".join(lines)
 
 
-def table_result(summary: SyncSummary, verification: Verification, settings: Settings) -> dg.MaterializeResult:
+def table_result(
+    summary: SyncSummary, verification: Verification, settings: Settings, metrics: SyncMetrics | None = None
+) -> dg.MaterializeResult:
     """`sellers_table`: counts by action, speed, the verification figures, the settings this sync ran with (the
-    current ones: they are read when a sync starts), and the three verification checks."""
+    current ones: they are read when a sync starts), and the three verification checks.
+
+    With the sync's metrics: seconds per phase, throughput and errors by category as numbers the UI plots (P23-P25).
+    """
     c = summary.counts
     update_s = float(summary.phases.get("update", 0.0))
     written = c.inserted + c.updated
     return dg.MaterializeResult(
         asset_key=SELLERS_TABLE,
         metadata={
+            **(metrics.numeric_metadata() if metrics is not None else {}),
             "sync_id": summary.sync_id,
             "status": summary.status.value,
             "inserted": c.inserted,

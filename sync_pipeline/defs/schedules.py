@@ -1,5 +1,6 @@
-"""The periodic sync: a tick every minute that starts seller_sync_job only when the interval in the settings has
-passed since the last sync started, so changing `sync_interval_minutes` needs no code reload.
+"""Schedules. The periodic sync: a tick every minute that starts seller_sync_job only when the interval in the settings
+has passed since the last sync started, so changing `sync_interval_minutes` needs no code reload. And the daily
+audit retention.
 
 No `from __future__ import annotations` here: Dagster reads the resource annotations at definition time.
 """
@@ -10,15 +11,16 @@ import dagster as dg
 
 from sync_pipeline.defs.jobs import seller_sync_job
 from sync_pipeline.defs.resources import SyncDatabase
+from sync_pipeline.defs.retention import audit_retention_job
 from sync_pipeline.services.schedule import scheduled_sync_due
 
 EVERY_MINUTE = "* * * * *"  # the finest cron grain; the interval itself is a setting, checked on each tick
 WAITING_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 
 
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    # The audit log stores naive UTC; Dagster hands the tick's time with its zone.
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # The audit log stores UTC with its zone; Dagster hands the tick's time in the schedule's zone (naive: UTC).
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dg.schedule(
@@ -35,11 +37,22 @@ def seller_sync_schedule(context: dg.ScheduleEvaluationContext, database: SyncDa
     waiting = context.instance.get_runs_count(dg.RunsFilter(job_name=seller_sync_job.name, statuses=WAITING_STATUSES))
     if waiting:
         return dg.SkipReason(f"{waiting} seller_sync_job run(s) already waiting in the queue")
-    due = scheduled_sync_due(database.open(), _naive_utc(context.scheduled_execution_time))
+    due = scheduled_sync_due(database.open(), _utc(context.scheduled_execution_time))
     if not due.run:
         return dg.SkipReason(due.reason)
     context.log.info(f"starting a sync: {due.reason}")
     return dg.RunRequest(tags={"sync_pipeline/trigger": "seller_sync_schedule"})
 
 
-schedules = [seller_sync_schedule]
+# 03:30 in Japan, where the sheet is edited: the quietest hour for the seller database. Short batches keep it safe
+# at any hour; this only keeps it out of the office's way.
+audit_retention_schedule = dg.ScheduleDefinition(
+    name="audit_retention_schedule",
+    job=audit_retention_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="Asia/Tokyo",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every day: archive audit history older than retention_days.",
+)
+
+schedules: list[dg.ScheduleDefinition] = [seller_sync_schedule, audit_retention_schedule]

@@ -37,10 +37,13 @@ class UpdateSyncSettingsConfig(dg.Config):
     required_fields: Optional[list[str]] = _doc("required_fields")  # noqa: UP045
     sheet_timezone: Optional[str] = _doc("sheet_timezone")  # noqa: UP045
     chunk_size: Optional[int] = _doc("chunk_size")  # noqa: UP045
-    lock_lease_seconds: Optional[int] = _doc("lock_lease_seconds")  # noqa: UP045
     slow_sync_factor: Optional[float] = _doc("slow_sync_factor")  # noqa: UP045
     slow_sync_min_samples: Optional[int] = _doc("slow_sync_min_samples")  # noqa: UP045
     email_min_interval_minutes: Optional[int] = _doc("email_min_interval_minutes")  # noqa: UP045
+    email_enabled: Optional[bool] = _doc("email_enabled")  # noqa: UP045
+    email_recipients: Optional[list[str]] = _doc("email_recipients")  # noqa: UP045
+    ui_base_url: Optional[str] = _doc("ui_base_url")  # noqa: UP045
+    retention_days: Optional[int] = _doc("retention_days")  # noqa: UP045
 
 
 @dg.op(name="update_sync_settings")

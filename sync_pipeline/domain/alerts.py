@@ -42,6 +42,7 @@ class Alert:
     acknowledged_at: dt.datetime | None = None
     acknowledged_by: str | None = None
     emailed_at: dt.datetime | None = None
+    email_attempts: int = 0  # failed and successful deliveries; climbs while the mail server is down
 
     @property
     def acknowledged(self) -> bool:

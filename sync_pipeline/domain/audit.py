@@ -93,6 +93,7 @@ class AuditQuery:
     status: SyncStatus | None = None
     seller_number: str | None = None  # syncs that logged a record or an error for this seller
     limit: int = 100
+    include_archive: bool = False  # also the syncs moved to the archive tables by retention
 
 
 def rejected_row_logs(rejections: Sequence[Rejection]) -> list[RecordLog]:

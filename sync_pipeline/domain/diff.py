@@ -35,11 +35,17 @@ def empty_state() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in STATE_COLUMNS})
 
 
+def utc_times(values: pd.Series) -> pd.Series:
+    """Timestamps as aware UTC: the database reads them aware, the sheet parser gives naive UTC; mixed, they would not
+    compare (pandas refuses naive against aware)."""
+    return pd.to_datetime(values, utc=True)
+
+
 def edited_outside(state: pd.DataFrame) -> pd.Series:
     """True where a row changed after the sync last wrote it (by version or by timestamp)."""
     version_moved = state["version"].astype("Int64") != state["synced_version"].astype("Int64")
-    updated = pd.to_datetime(state["updated_at"])
-    synced = pd.to_datetime(state["synced_at"])
+    updated = utc_times(state["updated_at"])
+    synced = utc_times(state["synced_at"])
     time_moved = updated > synced
     never_synced = state["synced_version"].isna()
     return (version_moved.fillna(True) | time_moved.fillna(False) | never_synced).astype(bool)
@@ -62,8 +68,8 @@ def classify(sheet: pd.DataFrame, state: pd.DataFrame, *, force_keys: frozenset[
                 ["version", "synced_version", "updated_at", "synced_at"], axis=1
             )
         )
-    sheet_time = pd.to_datetime(plan["sheet_updated_at"])
-    db_time = pd.to_datetime(plan["db_updated_at"])
+    sheet_time = utc_times(plan["sheet_updated_at"])
+    db_time = utc_times(plan["db_updated_at"])
     # A sheet row without 更新日時 cannot claim to be newer than an edit made in the application.
     sheet_newer = (sheet_time > db_time).fillna(False).astype(bool)
     forced = plan[KEY].isin(force_keys)

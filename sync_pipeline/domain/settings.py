@@ -13,6 +13,10 @@ from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_
 
 DOC = "doc"  # the dataclass field metadata key holding a setting's documentation
 MIN_SYNC_INTERVAL_MINUTES = 1  # Requirement 10.1: anything faster would overlap with itself on a large sheet
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI (README); run links start here
+# One address as mail servers accept it in RCPT TO: a local part and a dotted domain, no spaces, commas or brackets.
+# Deliberately loose (RFC 5322 allows more); its job is to catch typos such as a missing @ or a stray separator.
+EMAIL_ADDRESS = re.compile(r"^[^@\s,;<>()\[\]]+@[^@\s,;<>()\[\]]+\.[^@\s,;<>()\[\].]+$")
 
 
 class SettingsError(ValueError):
@@ -96,11 +100,6 @@ class Settings:
     chunk_size: int = _setting(
         1000, "Sellers written per transaction; a cancelled sync keeps every whole chunk written. At least 1."
     )
-    lock_lease_seconds: int = _setting(
-        300,
-        "Seconds the sync lock stays held without renewal; a sync that stops renewing (it died) is taken over after "
-        "this. At least 10.",
-    )
     slow_sync_factor: float = _setting(
         2.0, "A sync slower than this many times the median of the last 7 days raises a slow_sync warning. At least 1."
     )
@@ -109,6 +108,22 @@ class Settings:
     )
     email_min_interval_minutes: int = _setting(
         60, "Minutes between two e-mails about alerts of the same type. At least 0."
+    )
+    email_enabled: bool = _setting(
+        False,
+        "true: every alert is e-mailed to email_recipients through the SYNC_SMTP_* server (at most one e-mail per "
+        "alert type per email_min_interval_minutes; alerts raised while the server is down are sent later).",
+    )
+    email_recipients: tuple[str, ...] = _setting(
+        (), "Comma-separated e-mail addresses that receive alerts; each is checked when set."
+    )
+    ui_base_url: str = _setting(
+        DEFAULT_UI_BASE_URL, "The Dagster UI's address as the recipients reach it, for the run links in alert e-mails."
+    )
+    retention_days: int = _setting(
+        90,
+        "Audit, record, error and metric rows and acknowledged alerts older than this many days are moved to the "
+        "archive tables by audit_retention_job (daily). At least 1.",
     )
 
     def validate(self) -> Settings:
@@ -119,6 +134,8 @@ class Settings:
                 message = rule(getattr(self, f.name))
                 if message:
                     raise SettingsError(f.name, message)
+        if self.email_enabled and not self.email_recipients:
+            raise SettingsError("email_recipients", "must name at least one address while email_enabled is true")
         return self
 
     def as_strings(self) -> dict[str, str]:
@@ -223,6 +240,21 @@ def _timezone(value: object) -> str | None:
     return None
 
 
+def _addresses(value: object) -> str | None:
+    addresses: tuple[str, ...] = tuple(value) if isinstance(value, (tuple, list)) else (str(value),)
+    bad = [a for a in addresses if not EMAIL_ADDRESS.match(a)]
+    if bad:
+        return f"must be comma-separated e-mail addresses such as ops@example.com; not an address: {bad}"
+    return None
+
+
+def _http_url(value: object) -> str | None:
+    text = str(value)
+    if not re.match(r"^https?://[^\s/]+", text):
+        return f"must be an http:// or https:// URL such as {DEFAULT_UI_BASE_URL}, got {text!r}"
+    return None
+
+
 _RULES: dict[str, Callable[[object], str | None]] = {
     "sync_interval_minutes": _at_least(MIN_SYNC_INTERVAL_MINUTES),
     "consecutive_failure_threshold": _at_least(1),
@@ -235,8 +267,10 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "required_fields": _required,
     "sheet_timezone": _timezone,
     "chunk_size": _at_least(1),
-    "lock_lease_seconds": _at_least(10),
     "slow_sync_factor": _at_least(1),
     "slow_sync_min_samples": _at_least(1),
     "email_min_interval_minutes": _at_least(0),
+    "email_recipients": _addresses,
+    "ui_base_url": _http_url,
+    "retention_days": _at_least(1),
 }

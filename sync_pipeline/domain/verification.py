@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from sync_pipeline.domain.diff import STATE_COLUMNS, edited_outside
+from sync_pipeline.domain.diff import STATE_COLUMNS, edited_outside, utc_times
 from sync_pipeline.domain.fields import FIELD_BY_NAME, KEY_FIELD
 from sync_pipeline.domain.schema import seller_number_regex
 from sync_pipeline.domain.sheet import a1
@@ -220,9 +220,7 @@ def compare(
     outside = edited_outside(changed.loc[:, ["version", "synced_version", "updated_at", "synced_at"]])
     outside &= changed["version"].notna()  # no bookkeeping for it: cannot have been edited outside
     # The same tie-break as domain.diff.classify: the sheet wins only when its 更新日時 is strictly newer.
-    sheet_newer = (
-        (pd.to_datetime(changed["sheet_updated_at"]) > pd.to_datetime(changed["updated_at"])).fillna(False).astype(bool)
-    )
+    sheet_newer = (utc_times(changed["sheet_updated_at"]) > utc_times(changed["updated_at"])).fillna(False).astype(bool)
     kept = outside & ~sheet_newer
     kept_keys = frozenset(changed.loc[kept, KEY_FIELD])
     stale_keys = frozenset(changed.loc[~kept, KEY_FIELD])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -10,7 +9,6 @@ import sqlalchemy as sa
 from sync_pipeline.adapters.store.audit import AuditStore
 from sync_pipeline.adapters.store.config import SettingsStore
 from sync_pipeline.adapters.store.engine import make_engine
-from sync_pipeline.adapters.store.lock import LeaseLock
 from sync_pipeline.adapters.store.migrations import ensure_migrated
 from sync_pipeline.adapters.store.sellers import SellerStore
 from sync_pipeline.domain.clock import Clock, SystemClock
@@ -26,10 +24,6 @@ class Database:
     sellers: SellerStore = field(default_factory=SellerStore)
     audit: AuditStore = field(default_factory=AuditStore)
     config: SettingsStore = field(default_factory=SettingsStore)
-
-    @functools.cached_property
-    def lock(self) -> LeaseLock:
-        return LeaseLock(self.engine)
 
     @property
     def url(self) -> str:

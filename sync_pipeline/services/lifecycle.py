@@ -11,6 +11,11 @@
 A resync (`services.resync`) is a `SyncRun` of kind resync with a `parent`: it shares the parent's lock and sheet
 snapshot and has an audit entry of its own. Concerns that follow every sync (metrics, alert rules, the retry queue)
 hook into `SyncRun._after_close`, the one place every sync ends.
+
+Recovery (issue 11, `services.recovery` and `services.retry_queue`): the lock is taken first and dies with its holder
+(a Postgres session advisory lock, an flock beside the SQLite file), so a crashed sync never blocks the next one;
+right after taking it every other `running` entry is closed as abandoned; records the database refuses are queued
+for retry when the apply ends, and queued records a sync wrote leave the queue when it closes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.retry import RetriesExhaustedError
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
+from sync_pipeline.adapters.store.lock import SyncLock
 from sync_pipeline.adapters.store.writer import ChunkWriter
+from sync_pipeline.domain.alert_rules import COUNTED_KINDS
 from sync_pipeline.domain.audit import (
     ErrorLog,
     RecordAction,
@@ -42,9 +49,14 @@ from sync_pipeline.domain.audit import (
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
 from sync_pipeline.domain.progress import progress_record
+from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.verification import Verification
+from sync_pipeline.services.alert_rules import evaluate_after_sync
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.metrics import SyncMetrics, record_sync_metrics
+from sync_pipeline.services.recovery import close_abandoned_syncs, recovery_event, take_sync_lock
+from sync_pipeline.services.retry_queue import queue_failures, record_outcome
 from sync_pipeline.services.snapshot import read_snapshot
 from sync_pipeline.services.sync import (
     ApplyResult,
@@ -58,6 +70,8 @@ from sync_pipeline.services.sync import (
 from sync_pipeline.services.verify import record_verification, verify_snapshot
 
 log = logging.getLogger(__name__)
+
+COMPLETED = frozenset({SyncStatus.SUCCEEDED, SyncStatus.PARTIAL})
 
 
 class SyncRun:
@@ -85,6 +99,7 @@ class SyncRun:
         self.parent = parent
         self.sync_id = str(uuid.uuid4())
         self.lock_holder: str = parent.lock_holder if parent is not None else self.sync_id
+        self.lock: SyncLock | None = parent.lock if parent is not None else None  # a resync works under its parent's
         self.settings = Settings()
         self.started_at = db.clock.now()
         self.read_result: SheetRead | None = None
@@ -92,6 +107,7 @@ class SyncRun:
         self.verification: Verification | None = None
         self.summary: SyncSummary | None = None
         self.status: SyncStatus | None = None  # set once the audit entry is closed
+        self.metrics: SyncMetrics | None = None  # recorded when it closes
         self.gaps_resynced = 0
         self.phase_started_at: dt.datetime | None = None
 
@@ -102,13 +118,15 @@ class SyncRun:
         self.settings = self.db.settings()  # the settings in force for this whole sync (P46: read at every start)
         if self.parent is None:
             self._take_lock(now)
-        with self.db.engine.begin() as conn:
-            closed = [] if self.parent is not None else self._close_abandoned(conn, now)
-            self._open_entry(conn, now)
-        for old in closed:
-            log.warning(
-                "closed sync %s as abandoned: it was left running by a holder that no longer holds the lock", old
-            )
+        try:
+            if self.parent is None:
+                # This sync holds the lock, so every other entry still `running` was left by a holder that died (P9).
+                close_abandoned_syncs(self.db, self.sync_id)
+            with self.db.engine.begin() as conn:
+                self._open_entry(conn, now)
+        except BaseException:
+            self._release_lock()
+            raise
         return self
 
     def _open_entry(self, conn: sa.Connection, now: dt.datetime) -> None:
@@ -133,23 +151,16 @@ class SyncRun:
 
     def _take_lock(self, now: dt.datetime) -> None:
         """Take the sync lock for the whole sync; when another sync holds it, record this one as skipped and refuse."""
-        lease = dt.timedelta(seconds=self.settings.lock_lease_seconds)
-        if self.db.lock.acquire(self.sync_id, now=now, lease=lease):
+        try:
+            self.lock = take_sync_lock(self.db, self.sync_id)
             return
-        other = self.db.lock.holder(now=now)
-        message = (
-            f"another sync ({other}) is running; this sync was refused before reading or writing anything "
-            "and recorded as skipped. It runs again on the next schedule."
-        )
+        except SyncRefusedError as refused:
+            message = f"{refused.message} Recorded as skipped."
         with self.db.engine.begin() as conn:
             self._open_entry(conn, now)
             self.db.audit.finish(conn, self.sync_id, status=SyncStatus.SKIPPED, finished_at=now, message=message)
         self.status = SyncStatus.SKIPPED
         raise SyncRefusedError(ErrorCategory.CONFLICT, message)
-
-    def _close_abandoned(self, conn: sa.Connection, now: dt.datetime) -> list[str]:
-        """This sync holds the lock, so every other entry still `running` was left by a holder that died (P9)."""
-        return self.db.audit.close_abandoned(conn, stale_before=now, now=now, closed_by=self.sync_id)
 
     # -- read ----------------------------------------------------------------------------------------------------
     def read(self) -> SheetRead:
@@ -166,11 +177,11 @@ class SyncRun:
             retries.append(event)
             self._log_errors(
                 [
-                    ErrorLog(
-                        ErrorCategory.NETWORK,
-                        f"recovery: retry {event.attempt} of {event.operation} after {event.reason}; "
+                    recovery_event(
+                        RecoveryAction.SHEET_RETRY,
+                        f"retry {event.attempt} of {event.operation} after {event.reason}; "
                         f"waiting {event.wait_seconds:.1f}s",
-                        rule="retry",
+                        ErrorCategory.NETWORK,
                     )
                 ]
             )
@@ -237,21 +248,16 @@ class SyncRun:
         compare_s = time.perf_counter() - t0
         to_write = plan[plan["action"].map(lambda a: Action(a).writes).astype(bool)]
         total = len(to_write)
-        writer = ChunkWriter(
-            self.db.engine,
-            self.db.clock,
-            self.db.lock,
-            sync_id=self.sync_id,
-            holder=self.lock_holder,
-            lease=dt.timedelta(seconds=self.settings.lock_lease_seconds),
-            sleep=self.sleep,
-        )
+        if self.lock is None:
+            raise RuntimeError(f"sync {self.sync_id} does not hold the sync lock; enter it with `with SyncRun(...)`")
+        writer = ChunkWriter(self.db.engine, self.db.clock, self.lock, sync_id=self.sync_id, sleep=self.sleep)
         t1 = time.perf_counter()
         self.phase_started_at = self.db.clock.now()  # the estimate of the time left is measured from here
         self._report_progress("update", 0, total)
         outcome = writer.write(
             to_write, self.settings.chunk_size, lambda done: self._report_progress("update", done, total)
         )
+        queue_failures(self.db, self.sync_id, outcome.failures)  # retried by failed_record_retry_sensor (7.4)
         self._log_kept_conflicts(plan)
         update_s = time.perf_counter() - t1
         self.result = summarise(
@@ -370,12 +376,36 @@ class SyncRun:
                 else:
                     self.fail(exc)
         finally:
-            if self.parent is None:
-                self.db.lock.release(self.sync_id)
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self.parent is None and self.lock is not None:
+            self.lock.release()
 
     def _after_close(self) -> None:
         """Everything that follows the close of any sync, in one place."""
         log.info("sync %s (%s) closed as %s", self.sync_id, self.kind.value, self.status)
+        if self.result is not None and self.read_result is not None and self.status in COMPLETED:
+            # Queued sellers this sync wrote leave the retry queue; those no longer valid in the sheet are dropped.
+            record_outcome(
+                self.db, self.sync_id, written=self.result.written, valid_keys=self.read_result.snapshot.valid_keys
+            )
+        if self.kind in COUNTED_KINDS:  # a resync neither extends nor ends a failure streak (domain/alert_rules.py)
+            evaluate_after_sync(self.db)  # alerts go to the `sync_pipeline.alerts` logger: the run log in Dagster
+        self._record_metrics()
+
+    def _record_metrics(self) -> None:
+        """The sync's metrics row and slow-sync check (P23-P27); a resync also refreshes its parent's resync phase.
+
+        The sync is closed already: a database error here is logged, not raised, so that it cannot turn a sync
+        that succeeded into a failed run (the next sync's health figures show what is missing).
+        """
+        try:
+            self.metrics = record_sync_metrics(self.db, self.sync_id)
+            if self.parent is not None and self.parent.status is not None:
+                self.parent.metrics = record_sync_metrics(self.db, self.parent.sync_id)
+        except sa.exc.SQLAlchemyError:
+            log.exception("sync %s: its metrics could not be recorded", self.sync_id)
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _require_read(self) -> SheetRead:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from sync_pipeline.adapters.store.lock import current_holder
 from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
 from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.progress import progress_view
+from sync_pipeline.domain.recovery import RECOVERY_RULE_PREFIX, is_recovery_rule
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.sync import PHASES
 from sync_pipeline.services.verify import VERIFICATION_RULES
 
-RECORD_RULES_HIDDEN = frozenset({"retry"})  # recovery notes are errors of the log, not rejected rows
+RECORD_RULES_HIDDEN = frozenset({"recovery:sheet_retry"})  # recovery notes are errors of the log, not rejected rows
 
 
 def _iso(value: object) -> str | None:
@@ -115,8 +117,11 @@ def current_status(db: Database) -> dict[str, Any]:
             .first()
         )
         success = db.audit.latest(conn, statuses=[SyncStatus.SUCCEEDED, SyncStatus.PARTIAL])
+    holder = current_holder(db.engine)
     return {
         "state": "running" if running else "idle",
+        # Who holds the sync lock right now (the lock, not the audit log, says whether a sync is alive).
+        "lock": None if holder is None else {"holder": holder.holder, "since": _iso(holder.acquired_at)},
         "running": None if not running else running_view(running, now),
         "last_attempt": sync_summary(db, last) if last else None,
         "last_success": sync_summary(db, success) if success else None,
@@ -147,6 +152,10 @@ def _phase_before_progress(row: Mapping[str, Any]) -> str:
 def audit_rows(db: Database, query: AuditQuery) -> list[dict[str, Any]]:
     with db.engine.connect() as conn:
         rows = db.audit.query(conn, query)
+    return audit_rows_from(rows)
+
+
+def audit_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "sync_id": r["sync_id"],
@@ -166,3 +175,50 @@ def audit_rows(db: Database, query: AuditQuery) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def _event(e: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": e["id"],
+        "sync_id": e["sync_id"],
+        "at": _iso(e["created_at"]),
+        "category": e["category"],
+        "rule": e["rule"],
+        "recovery": is_recovery_rule(e["rule"]),
+        "seller_number": e["seller_number"],
+        "sheet_row": e["sheet_row"],
+        "cell": e["cell"],
+        "message": e["message"],
+    }
+
+
+def sync_events(db: Database, sync_id: str) -> dict[str, Any] | None:
+    """One sync's audit row and its error log, recovery actions (rule `recovery:*`, P31) included, in order."""
+    with db.engine.connect() as conn:
+        row = db.audit.get(conn, sync_id)
+        if row is None:
+            return None
+        errors = db.audit.errors(conn, sync_id)
+    return {
+        "sync": audit_rows_from([row])[0],
+        "events": [_event(e) for e in errors],
+    }
+
+
+def recovery_events(db: Database, query: AuditQuery) -> list[dict[str, Any]]:
+    """Recovery actions across syncs (P31), most recent first, filtered by time and seller number."""
+    conditions: list[sa.ColumnElement[bool]] = [sync_error_logs.c.rule.like(RECOVERY_RULE_PREFIX + "%")]
+    if query.since is not None:
+        conditions.append(sync_error_logs.c.created_at >= query.since)
+    if query.until is not None:
+        conditions.append(sync_error_logs.c.created_at < query.until)
+    if query.seller_number is not None:
+        conditions.append(sync_error_logs.c.seller_number == query.seller_number)
+    statement = (
+        sa.select(sync_error_logs)
+        .where(*conditions)
+        .order_by(sync_error_logs.c.created_at.desc(), sync_error_logs.c.id.desc())
+        .limit(query.limit)
+    )
+    with db.engine.connect() as conn:
+        return [_event(dict(e)) for e in conn.execute(statement).mappings()]

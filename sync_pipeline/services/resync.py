@@ -22,10 +22,12 @@ from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory
 from sync_pipeline.domain.fields import FieldKind
 from sync_pipeline.domain.normalise import normalise_value
+from sync_pipeline.domain.recovery import RecoveryAction
 from sync_pipeline.domain.verification import Verification, quote_keys, sample
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.lifecycle import SyncRun
+from sync_pipeline.services.recovery import log_recovery
 from sync_pipeline.services.sync import ProgressListener, SyncSummary
 from sync_pipeline.services.verify import verify_snapshot
 
@@ -159,6 +161,13 @@ def _resync_keys(run: SyncRun, requested: frozenset[str]) -> ResyncResult:
         key: _why_not(read.snapshot.rejections, key) for key in sorted(requested - read.snapshot.valid_keys)
     }
     keys = requested & read.snapshot.valid_keys
+    log_recovery(
+        db,
+        parent_sync_id or run.sync_id,
+        RecoveryAction.RESYNC,
+        f"resync {run.sync_id} rewrites {len(keys)} seller(s) from the sheet: {quote_keys(keys)}"
+        + (f" ({len(not_in_sheet)} requested seller(s) are not valid sheet rows)" if not_in_sheet else ""),
+    )
     if not_in_sheet:
         with db.engine.begin() as conn:
             db.audit.log_errors(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sync_pipeline.adapters.store.lock import current_holder
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.schedule import SyncActivity, SyncDue, sync_due
 from sync_pipeline.services.database import Database
@@ -12,19 +13,17 @@ from sync_pipeline.services.database import Database
 FULL_SYNC_KINDS = (SyncKind.SCHEDULED, SyncKind.MANUAL, SyncKind.RETRY)
 
 
-def sync_activity(db: Database, now: dt.datetime, *, lease_seconds: int) -> SyncActivity:
+def sync_activity(db: Database) -> SyncActivity:
     """The last full sync's start and the sync running now, from the audit log (so CLI syncs count).
 
-    A row still 'running' whose heartbeat is older than the lock lease belongs to a sync that died; it does not block
-    the schedule (the next sync closes it as abandoned).
+    A row still 'running' while nobody holds the sync lock belongs to a sync that died (the lock dies with its
+    holder); it does not block the schedule, and the next sync closes it as abandoned.
     """
     with db.engine.connect() as conn:
         last = db.audit.latest(conn, kinds=FULL_SYNC_KINDS)
         running = db.audit.latest(conn, statuses=[SyncStatus.RUNNING])
-    if running is not None:
-        beat = running.get("heartbeat_at") or running["started_at"]
-        if beat < now - dt.timedelta(seconds=lease_seconds):
-            running = None
+    if running is not None and current_holder(db.engine) is None:
+        running = None
     return SyncActivity(
         last_started_at=last["started_at"] if last else None,
         running_sync_id=running["sync_id"] if running else None,
@@ -33,9 +32,9 @@ def sync_activity(db: Database, now: dt.datetime, *, lease_seconds: int) -> Sync
 
 
 def scheduled_sync_due(db: Database, now: dt.datetime) -> SyncDue:
-    """The schedule's decision at `now` (naive UTC), with the interval and pause switch read afresh (P46)."""
+    """The schedule's decision at `now` (UTC), with the interval and pause switch read afresh (P46)."""
     settings = db.settings()
-    activity = sync_activity(db, now, lease_seconds=settings.lock_lease_seconds)
+    activity = sync_activity(db)
     return sync_due(
         now, interval_minutes=settings.sync_interval_minutes, paused=settings.sync_paused, activity=activity
     )

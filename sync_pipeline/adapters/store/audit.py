@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs, sync_record_logs
+from sync_pipeline.adapters.store.tables import (
+    sync_audit_logs,
+    sync_audit_logs_archive,
+    sync_error_logs,
+    sync_error_logs_archive,
+    sync_record_logs,
+    sync_record_logs_archive,
+)
 from sync_pipeline.domain.audit import (
     AuditQuery,
     ErrorLog,
@@ -102,30 +109,20 @@ class AuditStore:
         )
 
     def close_abandoned(
-        self, conn: sa.Connection, *, stale_before: dt.datetime, now: dt.datetime, closed_by: str
-    ) -> list[str]:
-        """Close as abandoned every sync still 'running' that started before `stale_before` (P9).
+        self, conn: sa.Connection, *, keep: Collection[str], now: dt.datetime, reason: str
+    ) -> list[SyncRow]:
+        """Close as abandoned every sync still 'running' except those in `keep`; returns their rows as they were.
 
-        The caller holds the sync lock, so no such sync can still be alive: its holder died (killed, crashed, the
-        machine restarted) without closing it.
+        Only the holder of the sync lock may call this: while it holds the lock no other sync can be alive, so every
+        other running entry was left by a holder that died (P9). `reason` goes into each entry's message.
         """
-        stale = sa.and_(
-            sync_audit_logs.c.status == SyncStatus.RUNNING.value,
-            sync_audit_logs.c.started_at <= stale_before,
-            sync_audit_logs.c.sync_id != closed_by,
-        )
-        ids = list(conn.execute(sa.select(sync_audit_logs.c.sync_id).where(stale)).scalars())
-        for sync_id in ids:
-            self.finish(
-                conn,
-                sync_id,
-                status=SyncStatus.ABANDONED,
-                finished_at=now,
-                message=f"abandoned: left running by a process that no longer holds the sync lock (it was killed or "
-                f"crashed); noticed at {now:%Y-%m-%d %H:%M:%S} UTC by sync {closed_by}. Chunks it committed are kept; "
-                "this sync writes the rest.",
-            )
-        return ids
+        query = sa.select(sync_audit_logs).where(sync_audit_logs.c.status == SyncStatus.RUNNING.value)
+        if keep:
+            query = query.where(sync_audit_logs.c.sync_id.not_in(list(keep)))
+        rows: list[SyncRow] = [dict(r) for r in conn.execute(query.order_by(sync_audit_logs.c.id)).mappings()]
+        for row in rows:
+            self.finish(conn, row["sync_id"], status=SyncStatus.ABANDONED, finished_at=now, message=reason)
+        return rows
 
     def log_records(self, conn: sa.Connection, sync_id: str, records: Sequence[RecordLog], now: dt.datetime) -> None:
         if not records:
@@ -172,13 +169,15 @@ class AuditStore:
         found: set[str] = set()
         for start in range(0, len(keys), KEY_BATCH):
             batch = list(keys[start : start + KEY_BATCH])
-            query = (
-                sa.select(sync_record_logs.c.seller_number)
-                .where(sync_record_logs.c.seller_number.in_(batch))
-                .where(sync_record_logs.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
-                .distinct()
-            )
-            found.update(conn.execute(query).scalars())
+            # The archive too: a seller written years ago and deleted since is still a gap, not a new seller.
+            for table in (sync_record_logs, sync_record_logs_archive):
+                query = (
+                    sa.select(table.c.seller_number)
+                    .where(table.c.seller_number.in_(batch))
+                    .where(table.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
+                    .distinct()
+                )
+                found.update(conn.execute(query).scalars())
         return frozenset(found)
 
     def get(self, conn: sa.Connection, sync_id: str) -> SyncRow | None:
@@ -186,26 +185,25 @@ class AuditStore:
         return dict(row) if row is not None else None
 
     def query(self, conn: sa.Connection, q: AuditQuery) -> list[SyncRow]:
-        """Syncs matching every given filter, most recent first (Property 10)."""
+        """Syncs matching every given filter, most recent first (Property 10); with the archive when asked."""
+        audit: Any = _with_archive(sync_audit_logs, sync_audit_logs_archive) if q.include_archive else sync_audit_logs
         conditions: list[sa.ColumnElement[bool]] = []
         if q.since is not None:
-            conditions.append(sync_audit_logs.c.started_at >= q.since)
+            conditions.append(audit.c.started_at >= q.since)
         if q.until is not None:
-            conditions.append(sync_audit_logs.c.started_at < q.until)
+            conditions.append(audit.c.started_at < q.until)
         if q.status is not None:
-            conditions.append(sync_audit_logs.c.status == q.status.value)
+            conditions.append(audit.c.status == q.status.value)
         if q.seller_number is not None:
-            in_records = sa.select(sync_record_logs.c.sync_id).where(
-                sync_record_logs.c.seller_number == q.seller_number
-            )
-            in_errors = sa.select(sync_error_logs.c.sync_id).where(sync_error_logs.c.seller_number == q.seller_number)
-            conditions.append(sync_audit_logs.c.sync_id.in_(in_records.union(in_errors).scalar_subquery()))
-        query = (
-            sa.select(sync_audit_logs)
-            .where(*conditions)
-            .order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc())
-            .limit(q.limit)
-        )
+            sources = [sync_record_logs, sync_error_logs]
+            if q.include_archive:
+                sources += [sync_record_logs_archive, sync_error_logs_archive]
+            logged = sa.union(
+                *(sa.select(t.c.sync_id).where(t.c.seller_number == q.seller_number) for t in sources)
+            ).scalar_subquery()
+            conditions.append(audit.c.sync_id.in_(logged))
+        newest_first = (audit.c.started_at.desc(), audit.c.id.desc())
+        query = sa.select(audit).where(*conditions).order_by(*newest_first).limit(q.limit)
         return [dict(r) for r in conn.execute(query).mappings()]
 
     def errors(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
@@ -230,3 +228,8 @@ class AuditStore:
             .first()
         )
         return dict(row) if row is not None else None
+
+
+def _with_archive(live: sa.Table, archive: sa.Table) -> sa.Subquery:
+    """The live rows and the archived ones, with the live table's columns (UNION ALL: the two never overlap)."""
+    return sa.union_all(sa.select(live), sa.select(*(archive.c[c.name] for c in live.c))).subquery(live.name)

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from sync_pipeline.adapters.store.tables import properties, sellers
+from sync_pipeline.adapters.store.tables import UtcDateTime, properties, sellers
 from sync_pipeline.domain.diff import STATE_COLUMNS
 from sync_pipeline.domain.fields import FIELD_BY_NAME, PROPERTY_FIELDS, SELLER_FIELDS, FieldKind
 from sync_pipeline.domain.hashing import HASH_FIELDS, SEPARATOR, TIMESTAMP_TEXT_LENGTH
@@ -113,9 +113,9 @@ class SellerStore:
             *(stage.c[c] for c in data_columns),
             sa.literal(1).label("version"),
             sa.literal(1).label("synced_version"),
-            sa.literal(now, sa.DateTime).label("synced_at"),
-            sa.literal(now, sa.DateTime).label("created_at"),
-            sa.literal(now, sa.DateTime).label("updated_at"),
+            sa.literal(now, UtcDateTime()).label("synced_at"),
+            sa.literal(now, UtcDateTime()).label("created_at"),
+            sa.literal(now, UtcDateTime()).label("updated_at"),
         ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT to parse an INSERT … SELECT upsert
         statement = insert(sellers).from_select(
             [*data_columns, "version", "synced_version", "synced_at", "created_at", "updated_at"], source
@@ -175,8 +175,8 @@ class SellerStore:
             sa.select(
                 sellers.c.id,
                 *(stage.c[c] for c in PROPERTY_FIELDS),
-                sa.literal(now, sa.DateTime).label("created_at"),
-                sa.literal(now, sa.DateTime).label("updated_at"),
+                sa.literal(now, UtcDateTime()).label("created_at"),
+                sa.literal(now, UtcDateTime()).label("updated_at"),
             )
             .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
             .where(stage.c.seller_number.in_(sorted(written)))

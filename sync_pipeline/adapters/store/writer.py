@@ -2,13 +2,14 @@
 
 A chunk whose connection is lost is retried on a fresh connection (Requirement 7.2); a chunk the database refuses
 is retried row by row so that the good rows are still written and each bad one is named with the database's message.
+Before each chunk the writer checks it still holds the sync lock, taking it back when the lock's own session was
+lost and nobody else took it. Each recovery action is logged with the rule `recovery:<action>` (P31).
 Database failures are classified here (lost connection = transient, anything else = terminal), so only the
 transient ones are retried.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +21,12 @@ import sqlalchemy as sa
 from sync_pipeline.adapters.retry import retry_call
 from sync_pipeline.adapters.sheets.base import RetryEvent
 from sync_pipeline.adapters.store.audit import AuditStore
-from sync_pipeline.adapters.store.lock import LeaseLock
+from sync_pipeline.adapters.store.lock import SyncLock, SyncLockLostError
 from sync_pipeline.adapters.store.sellers import SellerStore
 from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, chunk_record_logs
 from sync_pipeline.domain.clock import Clock
 from sync_pipeline.domain.errors import ErrorCategory, SyncError
+from sync_pipeline.domain.recovery import RecoveryAction
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +43,13 @@ class WriteOutcome:
 
 @dataclass
 class ChunkWriter:
-    """Writes one sync's planned changes, logged under `sync_id`; `holder` is the sync that holds the lock (the same,
-    or the sync a resync belongs to)."""
+    """Writes one sync's planned changes, logged under `sync_id`, under `lock` (the sync's own, or for a resync the
+    lock of the sync it belongs to)."""
 
     engine: sa.Engine
     clock: Clock
-    lock: LeaseLock
+    lock: SyncLock
     sync_id: str
-    holder: str
-    lease: dt.timedelta
     sellers: SellerStore = field(default_factory=SellerStore)
     audit: AuditStore = field(default_factory=AuditStore)
     sleep: Callable[[float], None] = time.sleep
@@ -76,6 +76,11 @@ class ChunkWriter:
                 self._log_failures(chunk, refused)
                 return set(), refused
             log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), db_message(exc))
+            self._log_recovery(
+                RecoveryAction.CHUNK_RETRY,
+                f"a chunk of {len(chunk)} seller(s) was refused by the database ({db_message(exc)}); "
+                "retried row by row so that the good rows are written",
+            )
         written: set[str] = set()
         failures: dict[str, str] = {}
         for i in range(len(chunk)):
@@ -122,20 +127,10 @@ class ChunkWriter:
 
         def on_retry(event: RetryEvent) -> None:
             try:
-                with self.engine.begin() as conn:
-                    self.audit.log_errors(
-                        conn,
-                        self.sync_id,
-                        [
-                            ErrorLog(
-                                ErrorCategory.DATABASE,
-                                f"recovery: reconnected and retried the {event.operation} after {event.reason} "
-                                f"(retry {event.attempt})",
-                                rule="reconnect",
-                            )
-                        ],
-                        self.clock.now(),
-                    )
+                self._log_recovery(
+                    RecoveryAction.RECONNECT,
+                    f"reconnected and retried the {event.operation} after {event.reason} (retry {event.attempt})",
+                )
             except sa.exc.SQLAlchemyError:  # the database is still unreachable: the retry itself will tell
                 log.warning("could not log the reconnection of sync %s", self.sync_id)
 
@@ -149,17 +144,29 @@ class ChunkWriter:
         )
 
     def _write(self, chunk: pd.DataFrame) -> set[str]:
+        try:
+            if self.lock.ensure_held():
+                self._log_recovery(
+                    RecoveryAction.LOCK_REACQUIRED,
+                    "the sync lock's own database session was lost; the lock was free and was taken back before "
+                    "writing more",
+                )
+        except SyncLockLostError as exc:
+            raise SyncError(ErrorCategory.CONFLICT, str(exc)) from exc
         now = self.clock.now()
         with self.engine.begin() as conn:
-            if not self.lock.renew(conn, self.holder, now=now, lease=self.lease):
-                raise SyncError(
-                    ErrorCategory.CONFLICT,
-                    "the sync lock was lost (lease expired and taken over); "
-                    "stopped before writing more. Raise lock_lease_seconds if chunks are slow.",
-                )
             written = self.sellers.apply_chunk(conn, chunk, now)
             self.audit.log_records(conn, self.sync_id, chunk_record_logs(chunk, written), now)
         return written
+
+    def _log_recovery(self, action: RecoveryAction, message: str) -> None:
+        with self.engine.begin() as conn:
+            self.audit.log_errors(
+                conn,
+                self.sync_id,
+                [ErrorLog(ErrorCategory.DATABASE, f"recovery: {message}", rule=action.rule)],
+                self.clock.now(),
+            )
 
 
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:

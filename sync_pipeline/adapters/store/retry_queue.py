@@ -1,0 +1,97 @@
+"""The failed-record retry queue (Requirement 7.4): rows of `sync_retry_queue`, one per seller that failed to write."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.store.tables import sync_retry_queue
+
+KEY_BATCH = 5000  # seller numbers per IN (...) query: well under SQLite's 32,766 bound parameters
+
+
+@dataclass(frozen=True)
+class QueuedRecord:
+    """A seller whose write failed: `attempts` failed writes so far, the next retry due at `due_at`."""
+
+    seller_number: str
+    sync_id: str | None  # the sync whose write failed last
+    attempts: int
+    due_at: dt.datetime
+    last_error: str | None
+    created_at: dt.datetime
+
+
+def _record(row: sa.RowMapping) -> QueuedRecord:
+    return QueuedRecord(
+        seller_number=row["seller_number"],
+        sync_id=row["sync_id"],
+        attempts=int(row["attempts"]),
+        due_at=row["due_at"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+    )
+
+
+class RetryQueueStore:
+    """SQL for `sync_retry_queue`; every method takes the caller's connection (its transaction)."""
+
+    def record_failures(
+        self,
+        conn: sa.Connection,
+        failures: Mapping[str, str],
+        *,
+        sync_id: str,
+        now: dt.datetime,
+        due_at: dt.datetime,
+    ) -> list[QueuedRecord]:
+        """Count one more failed write for each seller (queueing it when new); returns the rows as they are now."""
+        if not failures:
+            return []
+        known = {r.seller_number for r in self.get(conn, list(failures))}
+        for key, error in sorted(failures.items()):
+            values = {"sync_id": sync_id, "due_at": due_at, "last_error": error}
+            if key in known:
+                conn.execute(
+                    sync_retry_queue.update()
+                    .where(sync_retry_queue.c.seller_number == key)
+                    .values(attempts=sync_retry_queue.c.attempts + 1, **values)
+                )
+            else:
+                conn.execute(sync_retry_queue.insert().values(seller_number=key, attempts=1, created_at=now, **values))
+        return self.get(conn, list(failures))
+
+    def get(self, conn: sa.Connection, keys: Collection[str]) -> list[QueuedRecord]:
+        found: list[QueuedRecord] = []
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), KEY_BATCH):
+            query = sa.select(sync_retry_queue).where(
+                sync_retry_queue.c.seller_number.in_(ordered[start : start + KEY_BATCH])
+            )
+            found.extend(_record(r) for r in conn.execute(query).mappings())
+        return sorted(found, key=lambda r: r.seller_number)
+
+    def all(self, conn: sa.Connection) -> list[QueuedRecord]:
+        query = sa.select(sync_retry_queue).order_by(sync_retry_queue.c.due_at, sync_retry_queue.c.seller_number)
+        return [_record(r) for r in conn.execute(query).mappings()]
+
+    def due(self, conn: sa.Connection, *, now: dt.datetime, max_attempts: int) -> list[QueuedRecord]:
+        """Records due for a retry: due now and with retries left (attempts counts the first failure too)."""
+        query = (
+            sa.select(sync_retry_queue)
+            .where(sync_retry_queue.c.due_at <= now, sync_retry_queue.c.attempts <= max_attempts)
+            .order_by(sync_retry_queue.c.due_at, sync_retry_queue.c.seller_number)
+        )
+        return [_record(r) for r in conn.execute(query).mappings()]
+
+    def remove(self, conn: sa.Connection, keys: Collection[str]) -> None:
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), KEY_BATCH):
+            conn.execute(
+                sync_retry_queue.delete().where(
+                    sync_retry_queue.c.seller_number.in_(ordered[start : start + KEY_BATCH])
+                )
+            )

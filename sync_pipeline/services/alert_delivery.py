@@ -1,0 +1,176 @@
+"""Delivering alerts by e-mail (Requirement 3.5, Property 12) from the outbox: `sync_alerts` rows, `emailed_at` NULL.
+
+- Stored first, sent from the store: an alert raised while the mail server is down stays in the outbox (its
+  `email_attempts` counts the tries) and goes out on the first delivery after the server is back, exactly once:
+  `emailed_at` is set in its own transaction right after the server accepted the message, and deliveries are
+  serialised by a lease (`alert_delivery` in `sync_locks`). The one gap: a process killed between the server's
+  acceptance and that commit sends that e-mail again on the next delivery (at least once, never lost).
+- Throttle, per alert type, held in the database: no e-mail about a type while its latest `emailed_at` is less than
+  `email_min_interval_minutes` ago. Alerts raised meanwhile stay in the outbox and in `alerts list` (emailed_at
+  empty); when the interval has passed they leave together as ONE digest e-mail. So five alerts of one type within
+  the interval send one e-mail now and, at most, one digest later — never a flood, and no alert goes unmentioned.
+- An alert acknowledged before it was e-mailed is no longer owed an e-mail: someone has seen it.
+- With `email_enabled` false nothing is sent or marked; alerts wait in the outbox (acknowledge old ones before
+  switching e-mail on, or they arrive as one digest per type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_pipeline.adapters import mail
+from sync_pipeline.adapters.store.alerts import AlertStore
+from sync_pipeline.adapters.store.history import SyncHistory
+from sync_pipeline.domain.alert_mail import render_alerts, render_test
+from sync_pipeline.domain.alerts import Alert
+from sync_pipeline.services.alert_rules import hold_lease
+from sync_pipeline.services.database import Database
+
+log = logging.getLogger(__name__)
+
+DELIVERY_LOCK = "alert_delivery"
+# Longer than a few SMTP exchanges at mail.SMTP_TIMEOUT_SECONDS each, so a slow server does not let a second
+# deliverer in halfway; a dead holder blocks delivery for at most this long.
+DELIVERY_LOCK_LEASE_SECONDS = 300
+
+_alerts = AlertStore()
+_history = SyncHistory()
+
+
+@dataclass(frozen=True)
+class Sent:
+    alert_type: str
+    alert_ids: tuple[int, ...]
+    subject: str
+    refused: Mapping[str, str] = field(default_factory=dict)  # recipients the server refused while accepting others
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one delivery pass did. `note` says why nothing could be sent, when nothing could."""
+
+    sent: tuple[Sent, ...] = ()
+    throttled: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # type -> {alert_ids, until}
+    failed: Mapping[str, Any] | None = None  # {alert_type?, alert_ids, error}: what could not be sent, and why
+    pending: int = 0  # alerts owed an e-mail when the pass started
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False when e-mail is on and something owed could not be sent (server down, set-up incomplete)."""
+        return self.failed is None
+
+    def summary(self) -> str:
+        parts = [f"{self.pending} alert(s) owed an e-mail"]
+        if self.note:
+            parts.append(self.note)
+        for s in self.sent:
+            parts.append(f"e-mailed {s.alert_type} alert(s) {list(s.alert_ids)}")
+        for alert_type, t in self.throttled.items():
+            parts.append(f"{alert_type} alert(s) {t['alert_ids']} wait for the throttle until {t['until']} UTC")
+        if self.failed:
+            parts.append(f"sending failed, will retry: {self.failed['error']}")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "note": self.note,
+            "sent": [
+                {"type": s.alert_type, "alert_ids": list(s.alert_ids), "subject": s.subject, "refused": dict(s.refused)}
+                for s in self.sent
+            ],
+            "throttled": {k: dict(v) for k, v in self.throttled.items()},
+            "failed": dict(self.failed) if self.failed else None,
+        }
+
+
+def deliver_due(db: Database, smtp: mail.SmtpSettings | None = None) -> DeliveryReport:
+    """Send the e-mails the outbox owes now: one per alert type not throttled; mark them only once sent."""
+    with db.engine.connect() as conn:
+        pending = len(_alerts.outbox(conn))
+    settings = db.settings()
+    if not settings.email_enabled:
+        return DeliveryReport(pending=pending, note="e-mail is off (settings set email_enabled=true to switch it on)")
+    if pending == 0:
+        return DeliveryReport()
+    try:
+        smtp = smtp or mail.SmtpSettings.from_env(os.environ)
+    except mail.MailConfigError as exc:
+        return DeliveryReport(pending=pending, failed={"alert_ids": [], "error": str(exc)})
+    if smtp.missing:
+        error = f"e-mail is on but not configured: set {' and '.join(smtp.missing)}"
+        return DeliveryReport(pending=pending, failed={"alert_ids": [], "error": error})
+    with hold_lease(db, DELIVERY_LOCK, DELIVERY_LOCK_LEASE_SECONDS) as held:
+        if not held:
+            return DeliveryReport(pending=pending, note="another process is delivering alerts right now")
+        return _deliver(db, smtp, settings.email_recipients, settings.ui_base_url, settings.email_min_interval_minutes)
+
+
+def _deliver(
+    db: Database, smtp: mail.SmtpSettings, recipients: tuple[str, ...], ui_base_url: str, interval_minutes: int
+) -> DeliveryReport:
+    with db.engine.connect() as conn:  # read again under the lease: another deliverer may have just sent some
+        outbox = _alerts.outbox(conn)
+        by_type: dict[str, list[Alert]] = {}
+        for alert in outbox:
+            by_type.setdefault(alert.alert_type, []).append(alert)
+        last_sent = {t: _alerts.last_emailed_at(conn, t) for t in by_type}
+        run_ids = _history.run_ids(conn, [a.sync_id for a in outbox if a.sync_id])
+    interval = dt.timedelta(minutes=interval_minutes)
+    sent: list[Sent] = []
+    throttled: dict[str, dict[str, Any]] = {}
+    for alert_type, alerts in by_type.items():
+        ids = tuple(a.id for a in alerts)
+        now = db.clock.now()
+        last = last_sent[alert_type]
+        if last is not None and now < last + interval:
+            until = (last + interval).isoformat(sep=" ", timespec="seconds")
+            throttled[alert_type] = {"alert_ids": list(ids), "until": until}
+            continue
+        content = render_alerts(alerts, ui_base_url=ui_base_url, run_ids=run_ids)
+        outgoing = mail.OutgoingMail(recipients, content.subject, content.text, content.html)
+        try:
+            refused = mail.send(smtp, outgoing)
+        except mail.MailError as exc:
+            with db.engine.begin() as conn:
+                _alerts.count_failed_attempt(conn, ids)
+            log.warning("e-mail of %s alert(s) %s failed; they stay in the outbox: %s", alert_type, list(ids), exc)
+            # The server is most likely down for every type: stop here rather than wait out a timeout per type.
+            failed = {"alert_type": alert_type, "alert_ids": list(ids), "error": str(exc)}
+            return DeliveryReport(tuple(sent), throttled, failed, pending=len(outbox))
+        with db.engine.begin() as conn:
+            _alerts.mark_emailed(conn, ids, now=now)
+        log.info("e-mailed %s alert(s) %s to %s", alert_type, list(ids), ", ".join(recipients))
+        sent.append(Sent(alert_type, ids, content.subject, refused))
+    return DeliveryReport(tuple(sent), throttled, None, pending=len(outbox))
+
+
+@dataclass(frozen=True)
+class EmailTestResult:
+    ok: bool
+    message: str
+    recipients: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "message": self.message, "recipients": list(self.recipients)}
+
+
+def send_test_email(db: Database, smtp: mail.SmtpSettings | None = None) -> EmailTestResult:
+    """Send a test message to `email_recipients`, even with email_enabled off (try the set-up before switching on)."""
+    settings = db.settings()
+    recipients = settings.email_recipients
+    try:
+        smtp = smtp or mail.SmtpSettings.from_env(os.environ)
+        content = render_test(now=db.clock.now(), recipients=recipients, ui_base_url=settings.ui_base_url)
+        refused = mail.send(smtp, mail.OutgoingMail(recipients, content.subject, content.text, content.html))
+    except mail.MailError as exc:
+        return EmailTestResult(False, str(exc), recipients)
+    note = f"; refused: {refused}" if refused else ""
+    sent = f"test e-mail sent through {smtp.describe()} to {', '.join(recipients)}{note}"
+    return EmailTestResult(True, sent, recipients)
