@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
 from sync_pipeline.adapters.store.engine import make_engine
+from sync_pipeline.adapters.store.migrations import head
 from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
@@ -121,6 +122,6 @@ def test_audit_settings_and_db_commands(tmp_path: Path) -> None:
     assert cli_json("alerts", "--database-url", url)[1] == []  # acknowledged alerts are hidden without --all
     assert len(cli_json("alerts", "--all", "--database-url", url)[1]) == 1
 
-    assert "at revision 0002" in cli("db", "current", "--database-url", url).stdout
+    assert f"at revision {head()}" in cli("db", "current", "--database-url", url).stdout
     assert "none (empty)" in cli("db", "downgrade", "base", "--database-url", url).stdout
-    assert "at revision 0002" in cli("db", "upgrade", "--database-url", url).stdout
+    assert f"at revision {head()}" in cli("db", "upgrade", "--database-url", url).stdout

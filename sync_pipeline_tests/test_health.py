@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from sync_pipeline.adapters.store.tables import sync_metrics
 from sync_pipeline.domain.alerts import AlertType, Severity
-from sync_pipeline.domain.audit import SyncStatus
+from sync_pipeline.domain.audit import ErrorLog, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
+from sync_pipeline.domain.errors import ErrorCategory
 from sync_pipeline.domain.metrics import DAY, WEEK, SyncSample, success_rate
 from sync_pipeline.services.alerts import acknowledge, list_alerts, raise_alert
 from sync_pipeline.services.database import Database
@@ -119,7 +120,7 @@ def test_property_22_trend_has_each_syncs_duration_throughput_and_counts_oldest_
     assert (week.duration_s.count, week.duration_s.p50, week.duration_s.max) == (3, 20.0, 40.0)
 
 
-def test_property_23_24_25_every_sync_records_its_phases_throughput_and_errors_when_it_closes(
+def test_property_23_every_sync_records_its_phases_throughput_and_errors_when_it_closes(
     engine: sa.Engine,
 ) -> None:
     db = Database(engine=engine)  # the system clock: a real duration
@@ -194,3 +195,23 @@ def test_health_shows_times_in_the_sheet_timezone(db: Database) -> None:
     with db.engine.begin() as conn:
         db.config.save(conn, {"sheet_timezone": "Europe/London"}, now=NOW)
     assert health(db, NOW).as_dict()["last_attempt_at"] == "2026-03-10 11:00:00+00:00"
+
+
+def test_property_24_throughput_is_rows_read_per_second_of_the_whole_sync(db: Database) -> None:
+    measured = record_sync_metrics(db, add_sync(db, NOW - dt.timedelta(hours=1), duration_s=8.0, rows_read=400))
+    assert measured is not None and measured.rows_per_s == 50.0
+    instant = record_sync_metrics(db, add_sync(db, NOW, duration_s=0.0, rows_read=400))
+    assert instant is not None and instant.rows_per_s is None  # no time measured: no throughput, not infinity
+
+
+def test_property_25_errors_are_counted_by_category(db: Database) -> None:
+    sync_id = add_sync(db, NOW - dt.timedelta(minutes=5), metrics=False)
+    logged = [ErrorCategory.NETWORK, ErrorCategory.VALIDATION, ErrorCategory.VALIDATION, ErrorCategory.DATABASE]
+    with db.engine.begin() as conn:
+        db.audit.log_errors(conn, sync_id, [ErrorLog(c, f"{c} problem") for c in logged], NOW)
+        db.audit.log_errors(conn, None, [ErrorLog(ErrorCategory.UNKNOWN, "not this sync's")], NOW)
+    measured = record_sync_metrics(db, sync_id)
+    assert measured is not None
+    assert dict(measured.errors_by_category) == {"network": 1, "validation": 2, "database": 1}
+    assert measured.error_count == 4
+    assert measured.numeric_metadata()["errors_validation"] == 2

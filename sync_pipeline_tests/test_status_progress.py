@@ -1,4 +1,4 @@
-"""Requirement 4 (P13–P16): `status` shows idle or running with the phase and the progress over the whole write
+"""Requirement 4 (P13–P17): `status` shows idle or running with the phase and the progress over the whole write
 (rows done / rows to write, time left), the last attempt and the last success; a manual trigger runs a full sync;
 the completion summary carries counts by action, gaps, errors and duration.
 
@@ -21,12 +21,15 @@ import pytest
 
 from sync_pipeline.definitions import defs
 from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.errors import SyncError
 from sync_pipeline.domain.progress import progress_record, progress_view
 from sync_pipeline.services.database import Database, open_database
-from sync_pipeline.services.report import current_status
+from sync_pipeline.services.lifecycle import SyncRun
+from sync_pipeline.services.report import audit_rows, current_status
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline.services.settings import update_settings
+from sync_pipeline_tests.support import tamper
 from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
 from sync_pipeline_tests.support.sample_sheet import write_csv
 from sync_pipeline_tests.support.sheets import HEADER, seller_row, sheet
@@ -155,3 +158,26 @@ def test_property_14_and_16_manual_trigger_runs_a_full_sync_and_ends_with_a_summ
     assert data["state"] == "idle" and data["last_success"]["sync_id"] == last["sync_id"]
     human = run_cli(["status", "--database-url", database_url]).stdout
     assert "state: idle" in human and "inserted 120" in human
+
+
+def test_property_17_a_sync_cannot_start_while_another_runs_whatever_started_them(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A sync opened outside Dagster (as the CLI's or a service's) holds the lock: the UI's job is refused, recorded
+    as skipped with the other sync named, and writes nothing; once the first ends the job runs."""
+    csv_path = write_csv(tmp_path / "sellers.csv", [HEADER, *(seller_row(k) for k in KEYS[:20])])
+    job = defs.resolve_job_def("seller_sync_job")
+    resources = {"database": SyncDatabase(url=database_url), "sheet": SellerSheet(source=str(csv_path))}
+    with dg.instance_for_test() as instance:
+        with SyncRun(db, sheet([seller_row(KEYS[0])]), kind=SyncKind.MANUAL, trigger="cli") as other:
+            refused = job.execute_in_process(resources=resources, instance=instance, raise_on_error=False)
+            assert not refused.success
+            status = current_status(db)
+            assert status["state"] == "running" and status["running"]["sync_id"] == other.sync_id
+            other.fail(RuntimeError("stopped by the test"))
+        rows = audit_rows(db, AuditQuery(status=SyncStatus.SKIPPED))
+        assert [r["run_id"] for r in rows] == [refused.run_id]
+        assert other.sync_id in (rows[0]["message"] or "") and "refused" in (rows[0]["message"] or "")
+        assert tamper.seller_numbers(db.engine) == set()
+        assert job.execute_in_process(resources=resources, instance=instance).success
+    assert tamper.seller_numbers(db.engine) == set(KEYS[:20])

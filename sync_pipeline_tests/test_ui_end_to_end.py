@@ -136,6 +136,9 @@ def ui(fresh_postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "DAGSTER_HOME": str(home),
         "SYNC_DATABASE_URL": fresh_postgres_url,
         "SYNC_SHEET_SOURCE": str(large),
+        # Starting a run is a gRPC call to the code server that imports the project first; on a loaded 2-core machine
+        # that can pass Dagster's 60 s default and the queue would give up on the run.
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
     }
     workspace = str(REPO_ROOT / "workspace.yaml")
     logs = {name: open(base / f"{name}.log", "wb") for name in ("webserver", "daemon")}  # noqa: SIM115
@@ -237,7 +240,13 @@ def test_launch_seller_sync_job_and_see_it_succeed(ui: Ui) -> None:
 def test_launch_two_syncs_the_second_waits_queued_cancel_the_first_mid_write_and_the_second_succeeds(ui: Ui) -> None:
     first = _launch(ui, "seller_sync_job", IN_PROCESS)
     second = _launch(ui, "seller_sync_job", IN_PROCESS)
-    _wait("the first run to start", lambda: _status(ui, first) == DagsterRunStatus.STARTED, RUN_SECONDS)
+
+    def started() -> bool:
+        status = _status(ui, first)
+        assert status not in FINISHED, f"the first run ended {status.value} before it could be watched"
+        return status == DagsterRunStatus.STARTED
+
+    _wait("the first run to start", started, RUN_SECONDS)
 
     def mid_write() -> dict[str, Any] | None:
         row = _audit(ui, first)

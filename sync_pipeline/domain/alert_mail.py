@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync_pipeline.domain.alert_rules import RULE_KEY
+from sync_pipeline.domain.alert_rules import RULE_KEY, utc_text
 from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 
 SUBJECT_PREFIX = "[sync_pipeline]"
@@ -52,7 +52,7 @@ def run_link(ui_base_url: str, run_id: str) -> str:
 
 
 def _when(value: dt.datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{utc_text(value)} UTC"
 
 
 def _figure(value: Any) -> str:

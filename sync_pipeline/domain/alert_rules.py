@@ -94,8 +94,15 @@ class RuleDecision:
     draft: AlertDraft | None = None
 
 
+def utc_text(value: dt.datetime, *, seconds: bool = True) -> str:
+    """A time as alerts show it, always UTC and without an offset suffix ("2026-03-02 09:00:00"); naive means UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
+
+
 def _when(value: dt.datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC"
+    return f"{utc_text(value, seconds=False)} UTC"
 
 
 def _hours(delta: dt.timedelta) -> str:
@@ -134,7 +141,7 @@ def decide_consecutive_failures(
         RULE_KEY: streak.key,
         "failures": streak.failures,
         "threshold": threshold,
-        "since": first.started_at.isoformat(sep=" ", timespec="seconds"),
+        "since": utc_text(first.started_at),
         "first_failure_sync_id": first.sync_id,
         "latest_failure_sync_id": latest.sync_id,
         "run_id": latest.run_id,
@@ -185,7 +192,7 @@ def decide_no_recent_success(
     detail = {
         RULE_KEY: key,
         "hours": hours,
-        "since": start.isoformat(sep=" ", timespec="seconds"),
+        "since": utc_text(start),
         "silent_hours": round(silent.total_seconds() / 3600, 2),
         "last_success_sync_id": last_success.sync_id if last_success else None,
         "latest_attempt_sync_id": latest_attempt.sync_id if latest_attempt else None,

@@ -27,6 +27,7 @@ from sync_pipeline.adapters import mail
 from sync_pipeline.adapters.store.alerts import AlertStore
 from sync_pipeline.adapters.store.history import SyncHistory
 from sync_pipeline.domain.alert_mail import render_alerts, render_test
+from sync_pipeline.domain.alert_rules import utc_text
 from sync_pipeline.domain.alerts import Alert
 from sync_pipeline.services.alert_rules import hold_lease
 from sync_pipeline.services.database import Database
@@ -130,7 +131,7 @@ def _deliver(
         now = db.clock.now()
         last = last_sent[alert_type]
         if last is not None and now < last + interval:
-            until = (last + interval).isoformat(sep=" ", timespec="seconds")
+            until = utc_text(last + interval)
             throttled[alert_type] = {"alert_ids": list(ids), "until": until}
             continue
         content = render_alerts(alerts, ui_base_url=ui_base_url, run_ids=run_ids)
