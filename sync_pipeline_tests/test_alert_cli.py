@@ -33,7 +33,7 @@ def test_alerts_check_raises_and_emails_once_and_list_shows_emailed_at(tmp_path:
     on = run_cli(["settings", "set", "email_enabled=true", "email_recipients=ops@example.com"], env=env)
     assert on.returncode == 0, on.stderr
     db = open_database(url)
-    start = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=30)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
     with db.engine.begin() as conn:
         for i in range(3):
             sync_id, at = str(uuid.uuid4()), start + dt.timedelta(minutes=i)
