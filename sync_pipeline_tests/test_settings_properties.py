@@ -8,7 +8,9 @@ SQLite and Postgres. Does not start a webserver or daemon (test_ui_end_to_end.py
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
@@ -220,3 +222,19 @@ def test_settings_markdown_lists_every_setting_with_value_and_documentation() ->
     assert lines[0] == "| setting | value | what it does |"
     for key, value in Settings(gap_threshold=7).as_strings().items():
         assert any(line.startswith(f"| `{key}` | `{value.replace('|', chr(92) + '|')}` |") for line in lines), key
+
+
+def test_defaults_written_by_many_processes_at_once_on_a_new_database(database_url: str) -> None:
+    """Several syncs starting together on a fresh database all read the defaults; none fails writing them."""
+    databases = [open_database(database_url) for _ in range(5)]
+    barrier = threading.Barrier(len(databases))
+
+    def first_read(db: Database) -> dict[str, str]:
+        barrier.wait()
+        return db.settings().as_strings()
+
+    with concurrent.futures.ThreadPoolExecutor(len(databases)) as pool:
+        results = list(pool.map(first_read, databases))
+    assert all(r == results[0] for r in results)
+    for db in databases:
+        db.engine.dispose()

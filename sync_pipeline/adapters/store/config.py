@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sync_pipeline.adapters.store.tables import sync_config, sync_config_history
 from sync_pipeline.domain.settings import SettingChange, Settings
@@ -19,8 +20,10 @@ class SettingsStore:
         defaults = Settings().as_strings()
         missing = [k for k in defaults if k not in stored]
         if missing:
+            # Several processes may start on a new database at once: a default another one wrote first is kept.
+            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_config)
             conn.execute(
-                sync_config.insert(),
+                insert.on_conflict_do_nothing(index_elements=[sync_config.c.key]),
                 [{"key": k, "value": defaults[k], "updated_at": now, "updated_by": "defaults"} for k in missing],
             )
         known = {k: v for k, v in stored.items() if k in defaults}
