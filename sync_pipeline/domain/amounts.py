@@ -12,7 +12,10 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from sync_pipeline.domain import textcols as tc
 from sync_pipeline.domain.values import Invalid, put, with_reasons
 
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -73,9 +76,8 @@ def _unit_amount(text: str) -> int | Invalid:
     return int(total)
 
 
-def parse_amounts(cleaned: pd.Series) -> pd.Series:
-    """Whole yen as int: 12,000,000 / ¥12,000,000 / ￥… / 12000000円 / 1,200万 / 1200万円 / 1.5億 / 3億2000万.
-    Negative, fractional or non-numeric cells are Invalid."""
+def _parse_amounts_python(cleaned: pd.Series) -> pd.Series:
+    """The reference, for every cell the fast form does not cover (`parse_amounts` says what it reads)."""
     text = cleaned.str.replace(_WHITESPACE_RUN, "", regex=True)
     negative = text.str.contains(_NEGATIVE, regex=True).fillna(False).astype(bool)
     body = text.str.replace(_NEGATIVE, "", regex=True)
@@ -106,3 +108,26 @@ def parse_amounts(cleaned: pd.Series) -> pd.Series:
     reasons[negative & reasons.isna()] = _NEGATIVE_AMOUNT
     ok = present & reasons.isna()
     return with_reasons(cleaned.index, ok, amounts[ok.to_numpy()], reasons)
+
+
+# The plain forms in RE2, for cells of ASCII digits (after whitespace is removed, as above): optional yen sign or JPY,
+# digits with every comma a thousands separator (so the commas all go) or none, optional 円/JPY and a receipt's dash.
+# At most 18 digits, so that every match converts to int64 exactly as the reference does.
+_FAST_PLAIN: Final = r"(?:JPY|[¥\\])?(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,18})(?:円|JPY)?-?"
+_FAST_DIGITS: Final = r"^(?:JPY|[¥\\])?|,|(?:円|JPY)?-?$"
+
+
+def parse_amounts(cleaned: pd.Series) -> pd.Series:
+    """Whole yen as int: 12,000,000 / ¥12,000,000 / ￥… / 12000000円 / 1,200万 / 1200万円 / 1.5億 / 3億2000万.
+    Negative, fractional or non-numeric cells are Invalid."""
+    text = tc.replace(tc.to_arrow(cleaned.to_numpy(dtype=object)), tc.WHITESPACE_RUN, "")
+    fast = tc.fullmatch(text, _FAST_PLAIN)
+    fast_rows = fast.to_numpy(zero_copy_only=False)
+    result = np.full(len(cleaned), None, dtype=object)
+    if fast_rows.any():
+        digits = pc.replace_substring_regex(text.filter(fast), _FAST_DIGITS, "")
+        result[fast_rows] = pc.cast(digits, pa.int64()).to_pylist()  # Python ints, not numpy ones
+    rest = cleaned.notna().to_numpy() & ~fast_rows
+    if rest.any():
+        result[rest] = _parse_amounts_python(cleaned[rest]).to_numpy(dtype=object)
+    return pd.Series(result, index=cleaned.index, dtype=object)

@@ -9,11 +9,13 @@ from typing import Final
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, KEY_FIELD, FieldKind
 from sync_pipeline.domain.normalise import Invalid
 from sync_pipeline.domain.sheet import HeaderReport, Rejection, a1
+from sync_pipeline.domain.textcols import to_arrow
 
 RULE_REQUIRED: Final = "required"
 RULE_SELLER_NUMBER_FORMAT: Final = "seller_number_format"
@@ -73,9 +75,20 @@ def _is_invalid(series: pd.Series) -> pd.Series:
     return pd.Series(flags, index=series.index, dtype=bool)
 
 
+def _too_long(series: pd.Series, limit: int) -> pd.Series:
+    """Text longer than `limit` characters; None (or an Invalid in the e-mail column) never is. Counted by Arrow."""
+    lengths = pc.utf8_length(to_arrow(series.to_numpy(dtype=object)))
+    return pd.Series(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False), index=series.index)
+
+
+def _full_matches(series: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
+    """The configured (Python) pattern matches the whole text; None never does. A comprehension: 2x the .str path."""
+    flags = [isinstance(v, str) and pattern.fullmatch(v) is not None for v in series.to_numpy(dtype=object)]
+    return pd.Series(flags, index=series.index, dtype=bool)
+
+
 def _no_longer_than(limit: int) -> pa.Check:
-    # NaN (None, or an Invalid in the e-mail column) compares False, so only real text can be too long.
-    return pa.Check(lambda s: ~(s.str.len() > limit), name=RULE_TOO_LONG)
+    return pa.Check(lambda s: ~_too_long(s, limit), name=RULE_TOO_LONG)
 
 
 @functools.lru_cache(maxsize=16)
@@ -88,7 +101,7 @@ def build_schema(seller_number_pattern: str, required_fields: tuple[str, ...]) -
         if spec.name == KEY_FIELD:
             checks.append(
                 pa.Check(
-                    lambda s: s.str.fullmatch(key_pattern).fillna(False).astype(bool),
+                    lambda s: _full_matches(s, key_pattern),
                     name=RULE_SELLER_NUMBER_FORMAT,
                 )
             )
@@ -164,8 +177,7 @@ def find_rejections(
 
     keys = records[KEY_FIELD]
     readable = keys.where(
-        keys.str.fullmatch(seller_number_regex(seller_number_pattern)).fillna(False).astype(bool)
-        & ~(keys.str.len() > MAX_LENGTHS[KEY_FIELD]).fillna(False).astype(bool),
+        _full_matches(keys, seller_number_regex(seller_number_pattern)) & ~_too_long(keys, MAX_LENGTHS[KEY_FIELD]),
         None,
     )
     duplicated = keys.notna() & keys.duplicated(keep=False)
