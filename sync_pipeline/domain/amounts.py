@@ -114,7 +114,10 @@ def _parse_amounts_python(cleaned: pd.Series) -> pd.Series:
 # digits with every comma a thousands separator (so the commas all go) or none, optional 円/JPY and a receipt's dash.
 # At most 18 digits, so that every match converts to int64 exactly as the reference does.
 _FAST_PLAIN: Final = r"(?:JPY|[¥\\])?(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,18})(?:円|JPY)?-?"
-_FAST_DIGITS: Final = r"^(?:JPY|[¥\\])?|,|(?:円|JPY)?-?$"
+_FAST_DIGITS: Final = r"^(?:JPY|[¥\\])?|,|万?(?:円|JPY)?-?$"
+# And the commonest unit form, whole 万 (1,200万 = 12,000,000): at most 14 digits, so that ×10,000 fits int64.
+_FAST_MAN: Final = r"(?:JPY|[¥\\])?(?:[0-9]{1,3}(?:,[0-9]{3}){1,3}|[0-9]{1,14})万(?:円|JPY)?-?"
+_MAN: Final = 10_000
 
 
 def parse_amounts(cleaned: pd.Series) -> pd.Series:
@@ -127,6 +130,12 @@ def parse_amounts(cleaned: pd.Series) -> pd.Series:
     if fast_rows.any():
         digits = pc.replace_substring_regex(text.filter(fast), _FAST_DIGITS, "")
         result[fast_rows] = pc.cast(digits, pa.int64()).to_pylist()  # Python ints, not numpy ones
+    man = tc.fullmatch(text, _FAST_MAN)
+    man_rows = man.to_numpy(zero_copy_only=False)
+    if man_rows.any():
+        digits = pc.replace_substring_regex(text.filter(man), _FAST_DIGITS, "")
+        result[man_rows] = [n * _MAN for n in pc.cast(digits, pa.int64()).to_pylist()]
+        fast_rows = fast_rows | man_rows
     rest = cleaned.notna().to_numpy() & ~fast_rows
     if rest.any():
         result[rest] = _parse_amounts_python(cleaned[rest]).to_numpy(dtype=object)

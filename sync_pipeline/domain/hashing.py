@@ -48,10 +48,11 @@ def _canonical_column(series: pd.Series, kind: FieldKind) -> pa.Array:
     """`canonical_text` of a whole column as Arrow text, with column operations (the hot path of every sync)."""
     missing = series.isna().to_numpy()
     if kind in _DATE_UNITS:
-        # numpy floors to the unit (as strftime drops what is below it) and writes ISO text: 'T' becomes the space
-        # SQL casts use.
+        # pandas converts Python datetimes in C; numpy floors to the unit (as strftime drops what is below it) and
+        # writes ISO text, whose 'T' becomes the space SQL casts use.
         unit = _DATE_UNITS[kind]
-        moments = np.array(series.where(~missing, None).to_numpy(dtype=object), dtype=f"datetime64[{unit}]")
+        values = pd.Series(series.where(~missing, None).to_numpy(dtype=object), dtype=object)
+        moments = pd.to_datetime(values).to_numpy().astype(f"datetime64[{unit}]")
         text = np.datetime_as_string(moments, unit=unit)  # type: ignore[call-overload]
         column = pc.replace_substring(pa.array(text, type=pa.large_string()), "T", " ")
     elif kind is FieldKind.AMOUNT:

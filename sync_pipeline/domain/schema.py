@@ -5,17 +5,19 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow.compute as pc
-from pandera.errors import SchemaErrors
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, KEY_FIELD, FieldKind
 from sync_pipeline.domain.normalise import Invalid
 from sync_pipeline.domain.sheet import HeaderReport, Rejection, a1
 from sync_pipeline.domain.textcols import to_arrow
+
+if TYPE_CHECKING:  # pandera is imported when a sheet is validated: commands that only read the database skip it
+    import pandera.pandas as pa
 
 RULE_REQUIRED: Final = "required"
 RULE_SELLER_NUMBER_FORMAT: Final = "seller_number_format"
@@ -83,17 +85,24 @@ def _too_long(series: pd.Series, limit: int) -> pd.Series:
 
 def _full_matches(series: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """The configured (Python) pattern matches the whole text; None never does. A comprehension: 2x the .str path."""
-    flags = [isinstance(v, str) and pattern.fullmatch(v) is not None for v in series.to_numpy(dtype=object)]
+    values = series.to_numpy(dtype=object)
+    flags = np.zeros(len(values), dtype=bool)
+    text = np.flatnonzero([type(v) is str for v in values])
+    flags[text] = [m is not None for m in map(pattern.fullmatch, values[text])]
     return pd.Series(flags, index=series.index, dtype=bool)
 
 
 def _no_longer_than(limit: int) -> pa.Check:
+    import pandera.pandas as pa
+
     return pa.Check(lambda s: ~_too_long(s, limit), name=RULE_TOO_LONG)
 
 
 @functools.lru_cache(maxsize=16)
 def build_schema(seller_number_pattern: str, required_fields: tuple[str, ...]) -> pa.DataFrameSchema:
     """The schema of the normalised record frame (object columns, index = sheet row) under these settings."""
+    import pandera.pandas as pa
+
     key_pattern = seller_number_regex(seller_number_pattern)
     columns: dict[str, pa.Column] = {}
     for spec in FIELDS:
@@ -167,6 +176,8 @@ def find_rejections(
     """
     if records.empty:
         return ()
+    from pandera.errors import SchemaErrors
+
     schema = build_schema(seller_number_pattern, tuple(required_fields))
     try:
         schema.validate(records, lazy=True)
