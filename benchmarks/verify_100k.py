@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))  # the sample-sheet generator lives with the tests
 from sync_pipeline.adapters.store.engine import make_engine  # noqa: E402
 from sync_pipeline.domain.audit import SyncKind  # noqa: E402
 from sync_pipeline.services.database import open_database  # noqa: E402
-from sync_pipeline.services.sync import SyncService  # noqa: E402
-from sync_pipeline.services.verify import verify  # noqa: E402
+from sync_pipeline.services.lifecycle import SyncRun  # noqa: E402
+from sync_pipeline.services.verify import verify_snapshot  # noqa: E402
 from sync_pipeline_tests.support.sample_sheet import generate_rows  # noqa: E402
 from sync_pipeline_tests.support.sheets import MemorySheetSource  # noqa: E402
 
@@ -49,27 +49,21 @@ def main() -> None:
     try:
         db = open_database(url)
         rows = generate_rows(args.sellers, seed=4, messy=False)
-        service = SyncService(db)
         t0 = time.perf_counter()
-        sync_id, settings, started = service.begin(kind=SyncKind.MANUAL, source="benchmark")
-        read = service.read(
-            MemorySheetSource(rows, description="benchmark"),
-            sync_id=sync_id,
-            kind=SyncKind.MANUAL,
-            settings=settings,
-            started_at=started,
-        )
-        service.complete(read, service.apply(read))
+        with SyncRun(db, MemorySheetSource(rows, description="benchmark"), kind=SyncKind.MANUAL) as run:
+            read = run.read()
+            run.apply()
+        snapshot, settings = read.snapshot, read.settings
         load_s = time.perf_counter() - t0
         with db.engine.connect() as conn:
             held = conn.execute(sa.text("SELECT count(*) FROM sellers")).scalar_one()
         with db.engine.connect() as conn:
             conn.execute(sa.text("ANALYZE"))
 
-        verify(db, read)  # warm-up: connection, plan cache, imports
+        verify_snapshot(db, snapshot, settings)  # warm-up: connection, plan cache, imports
         timings = []
         for _ in range(args.runs):
-            result = verify(db, read)
+            result = verify_snapshot(db, snapshot, settings)
             timings.append(result.seconds)
         median = statistics.median(timings)
 
@@ -77,9 +71,9 @@ def main() -> None:
         with db.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM sellers WHERE id % 100 = 1"))
             conn.execute(sa.text("UPDATE sellers SET name = name || '!' WHERE id % 100 = 2"))
-        dirty = [verify(db, read) for _ in range(args.runs)]
+        dirty = [verify_snapshot(db, snapshot, settings) for _ in range(args.runs)]
         dirty_median = statistics.median(d.seconds for d in dirty)
-        print(f"sellers in the sheet (valid):  {len(read.snapshot.valid):,}")
+        print(f"sellers in the sheet (valid):  {len(snapshot.valid):,}")
         print(f"sellers in the database:       {held:,}  (loaded by the sync in {load_s:.1f}s)")
         print(
             f"verification status:           {result.status.value} ({len(result.gaps)} gaps, {len(result.stale)} stale)"

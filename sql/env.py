@@ -1,18 +1,16 @@
-"""The Alembic environment for sql/: runs migrations on a connection handed in, or on SYNC_DATABASE_URL."""
+"""The Alembic environment for sql/: runs migrations on a connection handed in, or on the configured database."""
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 import sqlalchemy as sa
 from alembic import context
 
-from sync_pipeline.adapters.store.engine import DEFAULT_DATABASE_URL, make_engine
+from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.adapters.store.migrations import migration_connection
 from sync_pipeline.adapters.store.tables import metadata
-
-DATABASE_URL_VAR = "SYNC_DATABASE_URL"
+from sync_pipeline.services.environment import Environment
 
 config = context.config
 if config.config_file_name is not None:  # only when run from an .ini; programmatic use configures nothing
@@ -38,7 +36,7 @@ def _configure_and_run(connection: sa.Connection) -> None:
 def run_migrations_offline() -> None:
     """`alembic upgrade --sql`: print the SQL for the database named by SYNC_DATABASE_URL instead of running it."""
     context.configure(
-        url=os.environ.get(DATABASE_URL_VAR, DEFAULT_DATABASE_URL),
+        url=Environment.from_env().database_url,
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
@@ -54,7 +52,7 @@ def run_migrations_online() -> None:
         # Programmatic use (sync_pipeline.adapters.store.migrations): the caller owns the transaction and the lock.
         _configure_and_run(connection)
         return
-    engine = make_engine(os.environ.get(DATABASE_URL_VAR, DEFAULT_DATABASE_URL), poolclass=sa.pool.NullPool)
+    engine = make_engine(Environment.from_env().database_url, poolclass=sa.pool.NullPool)
     try:
         with migration_connection(engine) as own_connection:
             _configure_and_run(own_connection)

@@ -16,18 +16,21 @@ from sync_pipeline.domain.audit import AuditQuery, SyncStatus
 from sync_pipeline.domain.errors import SyncError
 from sync_pipeline.domain.settings import SettingsError
 from sync_pipeline.services.database import Database, open_database
-from sync_pipeline.services.sources import DEFAULT_DATABASE_URL, DEFAULT_SHEET_SOURCE
+from sync_pipeline.services.environment import Environment, safe_url
 
 EXIT_FAILED = 1  # the sync (or verification) failed
 EXIT_USAGE = 2  # bad settings or arguments (click uses 2 as well)
 
 
-def _database_url(url: str | None) -> str:
-    return url or os.environ.get("SYNC_DATABASE_URL") or DEFAULT_DATABASE_URL
+def _environment(
+    database_url: str | None = None, source: str | None = None, worksheet: str | None = None
+) -> Environment:
+    """The environment's configuration with the command line's options over it (the one place both are merged)."""
+    return Environment.from_env().with_overrides(database_url=database_url, sheet_source=source, worksheet=worksheet)
 
 
 def _open(url: str | None) -> Database:
-    return open_database(_database_url(url))
+    return open_database(_environment(database_url=url).database_url)
 
 
 def _emit(data: Any, as_json: bool, human: str) -> None:
@@ -57,26 +60,20 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on standard output, nothing else.")
 def sync(source: str | None, worksheet: str | None, database_url: str | None, dry_run: bool, as_json: bool) -> None:
     """Run seller_sync_job through Dagster in-process; exit 1 when the sync failed."""
-    source_text = source or os.environ.get("SYNC_SHEET_SOURCE") or str(DEFAULT_SHEET_SOURCE)
-    worksheet = worksheet or os.environ.get("SYNC_SHEET_WORKSHEET") or None
-    db = _open(database_url)
-    if dry_run:
-        summary = _dry_run(db, source_text, worksheet)
-    else:
-        summary = _run_job(db, source_text, worksheet)
+    env = _environment(database_url, source, worksheet)
+    summary = _dry_run(env) if dry_run else _run_job(env)
     _emit(summary, as_json, _human_summary(summary))
     # A run whose later step failed (the gap resync, say) exits 1 too, even when the sync itself was applied.
-    if summary["status"] in {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value} or not summary.get(
-        "dagster_success", True
-    ):
+    failed = {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value, SyncStatus.SKIPPED.value}
+    if summary["status"] in failed or not summary.get("dagster_success", True):
         sys.exit(EXIT_FAILED)
 
 
-def _run_job(db: Database, source_text: str, worksheet: str | None) -> dict[str, Any]:
+def _run_job(env: Environment) -> dict[str, Any]:
     import dagster as dg  # imported here: the other commands should start fast
 
     from sync_pipeline.definitions import defs
-    from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+    from sync_pipeline.defs.resources import resources_for
     from sync_pipeline.services.report import summary_for_run
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
@@ -84,25 +81,13 @@ def _run_job(db: Database, source_text: str, worksheet: str | None) -> dict[str,
         result = defs.resolve_job_def("seller_sync_job").execute_in_process(
             instance=instance,
             raise_on_error=False,
-            resources={
-                "database": SyncDatabase(url=db.url_with_password),
-                "sheet": SellerSheet(source=source_text, worksheet=worksheet),
-            },
+            resources=resources_for(env),
             tags={"sync_pipeline/trigger": "cli"},
         )
+    db = open_database(env.database_url)
     summary = summary_for_run(db, result.run_id)
     if summary is None:  # the run failed before it could open a sync (bad configuration)
-        failure = result.failure_data_for_node("seller_sheet") if not result.success else None
-        message = (
-            failure.error.message.strip() if failure and failure.error else "the run failed before starting a sync"
-        )
-        summary = {"status": SyncStatus.FAILED.value, "sync_id": None, "run_id": result.run_id, "message": message}
-    elif summary["status"] == SyncStatus.RUNNING.value and not result.success:
-        # The run failed outside our steps' own error handling (e.g. in Dagster's output handling): close the sync.
-        from sync_pipeline.services.sync import SyncService
-
-        SyncService(db).fail(summary["sync_id"], RuntimeError(_run_failure_message(result)))
-        summary = summary_for_run(db, result.run_id) or summary
+        summary = {"status": SyncStatus.FAILED.value, "sync_id": None, "message": _run_failure_message(result)}
     summary["run_id"] = result.run_id
     summary["dagster_success"] = result.success
     if not result.success and summary["status"] not in {SyncStatus.FAILED.value, SyncStatus.CANCELLED.value}:
@@ -118,13 +103,12 @@ def _run_failure_message(result: Any) -> str:
     return "the Dagster run failed before the sync started (see the run's event log)"
 
 
-def _dry_run(db: Database, source_text: str, worksheet: str | None) -> dict[str, Any]:
+def _dry_run(env: Environment) -> dict[str, Any]:
+    from sync_pipeline.services.lifecycle import preview
     from sync_pipeline.services.sources import build_source
-    from sync_pipeline.services.sync import SyncService
 
     try:
-        source = build_source(source_text, worksheet=worksheet)
-        return SyncService(db).preview(source).as_dict()
+        return preview(open_database(env.database_url), build_source(env)).as_dict()
     except SyncError as exc:
         return {
             "status": SyncStatus.FAILED.value,
@@ -166,11 +150,9 @@ def verify(source: str | None, worksheet: str | None, database_url: str | None, 
     from sync_pipeline.services.sources import build_source
     from sync_pipeline.services.verify import verify_source
 
-    source_text = source or os.environ.get("SYNC_SHEET_SOURCE") or str(DEFAULT_SHEET_SOURCE)
-    worksheet = worksheet or os.environ.get("SYNC_SHEET_WORKSHEET") or None
-    db = _open(database_url)
+    env = _environment(database_url, source, worksheet)
     try:
-        figures = verify_source(db, build_source(source_text, worksheet=worksheet))
+        figures = verify_source(open_database(env.database_url), build_source(env))
     except SyncError as exc:
         figures = {"status": "failed", "clean": False, "category": exc.category.value, "message": exc.message}
     _emit(figures, as_json, _human_verification(figures))
@@ -254,7 +236,10 @@ def audit(
 ) -> None:
     """Query the audit log by date range, status and seller number (combined)."""
     from sync_pipeline.services.report import audit_rows
+    from sync_pipeline.services.resync import normalise_seller_numbers
 
+    if seller is not None:  # typed as the office types it: the sheet's own key normalisation
+        seller = next(iter(normalise_seller_numbers([seller])), seller)
     query = AuditQuery(
         since=_parse_when(since),
         until=_parse_when(until),
@@ -354,11 +339,12 @@ def db_command(action: str, revision: str | None, database_url: str | None) -> N
     from sync_pipeline.adapters.store import migrations
     from sync_pipeline.adapters.store.engine import make_engine
 
-    engine = make_engine(_database_url(database_url))
+    url = _environment(database_url=database_url).database_url
+    engine = make_engine(url)
     if action == "upgrade":
         migrations.upgrade(engine, revision or "head")
     elif action == "downgrade":
         if not revision:
             raise click.BadParameter("downgrade needs a revision, e.g. `db downgrade base` or `db downgrade 0001`")
         migrations.downgrade(engine, revision)
-    click.echo(f"{_database_url(database_url)}: at revision {migrations.current(engine) or 'none (empty)'}")
+    click.echo(f"{safe_url(url)}: at revision {migrations.current(engine) or 'none (empty)'}")

@@ -19,7 +19,7 @@ from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import open_database
-from sync_pipeline.services.sources import DEFAULT_SHEET_SOURCE
+from sync_pipeline.services.environment import DEFAULT_SHEET_SOURCE
 from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 
 

@@ -2,7 +2,7 @@
 sync's recovery from Sheets API faults, on SQLite and Postgres.
 
 Exercises the installed command in a subprocess (service-account sign-in at the key file's token_uri, real gspread,
-seller_sync_job in-process, the one JSON object on stdout, the exit status), SyncService.run with a
+seller_sync_job in-process, the one JSON object on stdout, the exit status), the sync lifecycle with a
 GoogleSheetSource whose waits are recorded instead of slept (retries logged as recovery actions, retries used up,
 a dropped connection, a spreadsheet that is not shared), and one exhausted read through the Dagster job.
 Does not touch Google or any host but 127.0.0.1, DAGSTER_HOME (the runs use ephemeral instances) or the project's
@@ -24,7 +24,7 @@ from sync_pipeline.adapters.retry import DEFAULT_MAX_RETRIES
 from sync_pipeline.adapters.sheets.gsheet import SERVICE_ACCOUNT_FILE_ENV, SHEETS_API_URL_ENV, GoogleSheetSource
 from sync_pipeline.adapters.store.tables import properties, sellers, sync_audit_logs
 from sync_pipeline.definitions import defs
-from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+from sync_pipeline.defs.resources import SyncDatabase, resources_from_env
 from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.sheet import RawSheet
@@ -341,19 +341,20 @@ def test_retries_used_up_fail_the_dagster_run_before_the_tables(
 ) -> None:
     # Retry-After 0 keeps the real sleeps of the Dagster-built source at zero.
     emulator.fail_next("values", 429, retry_after=0, times=DEFAULT_MAX_RETRIES + 1)
-    for name, value in google_env(emulator, service_account).items():
+    # Built as the definitions build it, from the environment: each field an EnvVar read when the run starts.
+    for name, value in {**google_env(emulator, service_account), "SYNC_SHEET_SOURCE": f"gsheet:{KEY}"}.items():
         monkeypatch.setenv(name, value)
 
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("seller_sync_job").execute_in_process(
-            resources={"database": SyncDatabase(url=sqlite_url), "sheet": SellerSheet(source=f"gsheet:{KEY}")},
+            resources={**resources_from_env(), "database": SyncDatabase(url=sqlite_url)},
             raise_on_error=False,
             instance=instance,
         )
 
     assert not result.success
     assert result.get_asset_materialization_events() == []
-    failure = result.failure_data_for_node("seller_sheet")
+    failure = result.failure_data_for_node("seller_sync")
     assert failure is not None and failure.error is not None
     assert "HTTP 429" in failure.error.to_string()
     db = open_database(sqlite_url)

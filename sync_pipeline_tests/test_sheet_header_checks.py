@@ -94,6 +94,16 @@ def metadata(found: dg.AssetCheckEvaluation) -> dict[str, Any]:
     return {key: value.value for key, value in found.metadata.items()}
 
 
+def materialisation(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
+    """The metadata of the one materialisation of asset `key` in the run."""
+    [found] = [
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key is not None and event.asset_key.to_user_string() == key
+    ]
+    return dict(found)
+
+
 def materialised(result: dg.ExecuteInProcessResult) -> set[str]:
     keys = (event.asset_key for event in result.get_asset_materialization_events())
     return {key.to_user_string() for key in keys if key is not None}
@@ -275,7 +285,7 @@ def test_sample_sheet_syncs_with_the_documented_counts_and_again_writes_nothing(
     result = run_job(instance, database_url, SAMPLE_PATH)
 
     assert result.success
-    sheet = result.asset_materializations_for_node("seller_sheet")[0].metadata
+    sheet = materialisation(result, "seller_sheet")
     assert (sheet["rows_read"].value, sheet["valid"].value, sheet["rejected"].value) == (
         SAMPLE_ROWS_READ,
         SAMPLE_VALID,
@@ -284,7 +294,7 @@ def test_sample_sheet_syncs_with_the_documented_counts_and_again_writes_nothing(
     rows_check = metadata(evaluation(result, ROWS_CHECK))
     assert table_rows(rows_check["failure_cases"]) == SAMPLE_REJECTIONS
     assert rows_check["rejected_rows"] == SAMPLE_REJECTED
-    table = result.asset_materializations_for_node("sellers_table")[0].metadata
+    table = materialisation(result, "sellers_table")
     assert (table["inserted"].value, table["updated"].value) == (SAMPLE_VALID, 0)
     db = open_database(database_url)
     contents = table_contents(db)
@@ -293,6 +303,6 @@ def test_sample_sheet_syncs_with_the_documented_counts_and_again_writes_nothing(
 
     again = run_job(instance, database_url, SAMPLE_PATH)
 
-    table = again.asset_materializations_for_node("sellers_table")[0].metadata
+    table = materialisation(again, "sellers_table")
     assert (table["inserted"].value, table["updated"].value, table["unchanged"].value) == (0, 0, SAMPLE_VALID)
     assert table_contents(db) == contents

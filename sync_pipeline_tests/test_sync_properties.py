@@ -1,7 +1,7 @@
 """Properties of the sync engine and its audit log (P6–P10, P30, P37–P41), on real SQLite and Postgres.
 
-Exercises SyncService end to end from an in-memory sheet source through ingestion to the database and the audit
-tables; no Dagster, no network, no files.
+Exercises the sync lifecycle (SyncRun) end to end from an in-memory sheet source through ingestion to the database and
+the audit tables; no Dagster, no network, no files.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.database import Database, open_database
+from sync_pipeline.services.lifecycle import SyncRun
 from sync_pipeline.services.report import sync_summary
 from sync_pipeline.services.resync import sync_verify_repair
-from sync_pipeline.services.sync import SyncService
-from sync_pipeline_tests.support.db import reset_database
+from sync_pipeline_tests.support.db import record_logs, reset_database, stored_sellers
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row, sheet
 
 DB_EXAMPLES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
@@ -75,7 +75,7 @@ def table_rows(db: Database) -> dict[str, dict[str, object]]:
 
 def record_actions(db: Database, sync_id: str) -> set[tuple[str | None, str]]:
     with db.engine.connect() as conn:
-        return {(r["seller_number"], r["action"]) for r in db.audit.records(conn, sync_id)}
+        return {(r["seller_number"], r["action"]) for r in record_logs(conn, sync_id)}
 
 
 def valid_hashes(rows: Sequence[Sequence[str]]) -> dict[str, str]:
@@ -112,16 +112,17 @@ def test_property_09_completion_is_logged_with_status_counts_and_duration(db: Da
 
 
 def test_property_09_a_sync_that_died_is_closed_by_the_next_one(db: Database) -> None:
-    service = SyncService(db)
-    dead_id, _, _ = service.begin(kind=SyncKind.MANUAL, source="memory:test")
-    db.clock.advance(seconds=Settings().lock_lease_seconds + 60)  # type: ignore[attr-defined]
+    dead = SyncRun(db, MemorySheetSource([HEADER]), kind=SyncKind.MANUAL).__enter__()  # then its process died
+    dead_id = dead.sync_id
+    db.lock.release(dead_id)  # the lock died with its holder (issue 11 makes that the lock's own behaviour)
+    db.clock.advance(seconds=60)  # type: ignore[attr-defined]
     summary = run(db, [seller_row("TK00001")])
     with db.engine.connect() as conn:
         dead = db.audit.get(conn, dead_id)
         running = conn.execute(
             sa.select(sa.func.count()).select_from(sync_audit_logs).where(sync_audit_logs.c.status == "running")
         ).scalar_one()
-    assert dead is not None and dead["status"] == SyncStatus.FAILED.value
+    assert dead is not None and dead["status"] == SyncStatus.ABANDONED.value
     assert summary.sync_id in dead["message"]
     assert running == 0
 
@@ -166,7 +167,7 @@ def test_property_07_record_processing_is_logged(
     logged = record_actions(db, summary.sync_id)
     assert {x for x in logged if x[1] != "rejected"} == expected  # unchanged rows are counted, not logged
     with db.engine.connect() as conn:
-        rejected = [r for r in db.audit.records(conn, summary.sync_id) if r["action"] == "rejected"]
+        rejected = [r for r in record_logs(conn, summary.sync_id) if r["action"] == "rejected"]
     assert len(rejected) == len(invalid)  # one log per rejected row
     assert summary.counts.unchanged == sum(1 for k in after if k in before and before[k] == after[k])
 
@@ -280,7 +281,7 @@ def test_property_38_sync_is_idempotent_and_the_database_equals_the_valid_sheet(
         assert table_rows(db) == once  # nothing written the second time: versions and timestamps unchanged
     # Every seller ever synced is present; those in the last sheet hold exactly its content (orphans are kept).
     with engine.connect() as conn:
-        stored = db.sellers.verification_rows(conn)
+        stored = stored_sellers(conn)
     db_hash = dict(zip(stored["seller_number"], stored["db_hash"], strict=True))
     assert set(db_hash) == set(seen)
     for key, row_hash in valid_hashes(rows_for(*states[-1])).items():
@@ -380,7 +381,7 @@ def test_property_41_conflicts_are_resolved_by_timestamp_and_logged(db: Database
     older = run(db, [seller_row("TK00001", name="古いシート", updated="2026-01-14 09:00")])
     assert table_rows(db)["TK00001"]["name"] == "アプリ編集"
     with db.engine.connect() as conn:
-        logs = db.audit.records(conn, older.sync_id)
+        logs = record_logs(conn, older.sync_id)
     conflict = next(r for r in logs if r["action"] == "conflict")
     assert conflict["detail"]["resolution"] == "db_wins"
     assert conflict["detail"]["db_updated_at"].startswith("2026-01-15")
@@ -392,7 +393,7 @@ def test_property_41_conflicts_are_resolved_by_timestamp_and_logged(db: Database
     newer = run(db, [seller_row("TK00001", name="新しいシート", updated="2026-01-16 09:00")])
     assert table_rows(db)["TK00001"]["name"] == "新しいシート"
     with db.engine.connect() as conn:
-        logs = db.audit.records(conn, newer.sync_id)
+        logs = record_logs(conn, newer.sync_id)
     assert [r["detail"]["resolution"] for r in logs if r["action"] == "conflict"] == ["sheet_wins"]
     assert newer.counts.updated == 1
 

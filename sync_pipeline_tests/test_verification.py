@@ -20,17 +20,18 @@ from sync_pipeline.domain.alerts import AlertType, Severity
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
 from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
+from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.domain.verification import IntegrityRule, sample
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.resync import sync_verify_repair
-from sync_pipeline.services.sync import SyncService
+from sync_pipeline.services.snapshot import read_snapshot
 from sync_pipeline.services.verify import (
     GAP_RULE,
     AlreadyVerifiedError,
     record_verification,
-    verify,
+    verify_snapshot,
     verify_source,
 )
 from sync_pipeline_tests.support import tamper
@@ -94,11 +95,9 @@ def test_property_01_every_completed_sync_has_exactly_one_verification(db: Datab
 
     # A second verification of the same sync is refused, and the first one stays as it was.
     first = completed[0]
-    service = SyncService(db)
-    sync_id, st_, started = service.begin(kind=SyncKind.MANUAL, source="memory:test")
-    read = service.read(source(), sync_id=sync_id, kind=SyncKind.MANUAL, settings=st_, started_at=started)
+    snapshot = read_snapshot(db, source(), Settings())
     with pytest.raises(AlreadyVerifiedError):
-        record_verification(db, first["sync_id"], verify(db, read), settings=st_)
+        record_verification(db, first["sync_id"], verify_snapshot(db, snapshot, Settings()), settings=Settings())
     assert audit_row(db, first["sync_id"])["verification"] == first["verification"]
 
 

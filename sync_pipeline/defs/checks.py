@@ -1,11 +1,10 @@
-"""The verification checks of `sellers_table` (Requirement 1, 8): what the Checks tab shows after every sync.
+"""The seller assets' checks (Requirement 1, 8): what the Checks tab shows after every sync.
 
-They are evaluated by the step that writes the tables, from the verification it records on the sync's audit row, so
-a check and the audit log can never disagree. None is blocking: when gaps fail `no_gaps`, `seller_gap_resync`
-must still run to repair them.
+The verification checks of `sellers_table` are evaluated by the step that writes the tables, from the verification
+it records on the sync's audit row, so a check and the audit log can never disagree. None of them is blocking: when
+gaps fail `no_gaps`, `seller_gap_resync` must still run to repair them. `sheet_header_matches` is: a header that
+does not map stops the sync before anything is written.
 """
-
-from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
@@ -15,10 +14,38 @@ import dagster as dg
 from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification, sample
 
 SELLERS_TABLE = "sellers_table"
+SHEET_HEADER_MATCHES = "sheet_header_matches"
+SHEET_ROWS_VALID = "sheet_rows_valid"
+GAPS_REPAIRED = "gaps_repaired"
 COUNTS_MATCH_SHEET = "counts_match_sheet"
 NO_GAPS = "no_gaps"
 INTEGRITY = "integrity"
 ISSUE_TABLE_ROWS = 50  # rows of the integrity table shown on the Checks tab
+
+SELLER_SHEET_CHECKS: list[dg.AssetCheckSpec] = [
+    dg.AssetCheckSpec(
+        SHEET_HEADER_MATCHES,
+        asset="seller_sheet",
+        blocking=True,
+        description="Every required column and every column the last successful sync used is present exactly "
+        "once. When this fails nothing is written: restore or rename the header it names.",
+    ),
+    dg.AssetCheckSpec(
+        SHEET_ROWS_VALID,
+        asset="seller_sheet",
+        description="Every non-blank row is a valid seller. Failures list the row, cell, column and rule so the "
+        "office can fix the sheet; valid rows are synced regardless.",
+    ),
+]
+
+GAP_RESYNC_CHECKS: list[dg.AssetCheckSpec] = [
+    dg.AssetCheckSpec(
+        GAPS_REPAIRED,
+        asset="seller_gap_resync",
+        description="Every seller the sync's verification found missing or stale was resynced and now matches the "
+        "sheet. A failure names the sellers left over; a critical alert was raised for them.",
+    )
+]
 
 SELLERS_TABLE_CHECKS: list[dg.AssetCheckSpec] = [
     dg.AssetCheckSpec(

@@ -1,47 +1,116 @@
-"""Dagster resources: the seller database and the sheet source, configured from the environment at run time."""
+"""Dagster resources: the seller database and the sheet source, configured with `dg.EnvVar`s.
 
-from __future__ import annotations
+Each field is `dg.EnvVar(NAME)` when that variable is set where the definitions load, so the Resources tab shows
+which variable a value comes from (never the value: a database URL may carry a password) and the value is read when
+a run starts. An unset variable leaves the field empty and the embedded default applies (Dagster's EnvVar has no
+default and would fail every run instead). The database engine lives as long as the resource's execution.
+"""
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from sync_pipeline.adapters.sheets.base import SheetSource
 from sync_pipeline.services.database import Database, open_database
-from sync_pipeline.services.sources import DEFAULT_DATABASE_URL, DEFAULT_SHEET_SOURCE, build_source
+from sync_pipeline.services.environment import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_SHEET_SOURCE,
+    SERVICE_ACCOUNT_FILE_ENV,
+    SHEET_SOURCE_ENV,
+    SHEET_WORKSHEET_ENV,
+    SHEETS_API_URL_ENV,
+    Environment,
+    safe_url,
+)
+from sync_pipeline.services.sources import build_source
 
-_OPEN: dict[str, Database] = {}  # one engine per URL and process, shared by the steps that run in it
+
+def env_var(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """`dg.EnvVar(name)` where the variable is set, else None (the resource's embedded default)."""
+    env = os.environ if environ is None else environ
+    return dg.EnvVar(name) if env.get(name, "").strip() else None
 
 
 class SyncDatabase(dg.ConfigurableResource):
-    """The seller database. `url` defaults to $SYNC_DATABASE_URL, then to the embedded SQLite file under var/."""
+    """The seller database (SQLAlchemy URL): $SYNC_DATABASE_URL, else the embedded SQLite file under var/."""
 
     url: str | None = None
+    _db: Database | None = PrivateAttr(default=None)
 
+    @property
     def resolved_url(self) -> str:
-        return self.url or os.environ.get("SYNC_DATABASE_URL") or DEFAULT_DATABASE_URL
+        return self.url or DEFAULT_DATABASE_URL
+
+    @property
+    def safe_url(self) -> str:
+        return safe_url(self.resolved_url)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._db = open_database(self.resolved_url)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._db is not None:
+            self._db.engine.dispose()
+            self._db = None
 
     def open(self) -> Database:
-        url = self.resolved_url()
-        if url not in _OPEN:
-            _OPEN[url] = open_database(url)
-        return _OPEN[url]
+        """The database for this execution (opened, and migrated when empty, when the execution set it up)."""
+        if self._db is None:  # used outside a Dagster execution (a direct call in a test)
+            self._db = open_database(self.resolved_url)
+        return self._db
 
 
 class SellerSheet(dg.ConfigurableResource):
-    """The seller sheet: a CSV/XLSX path or `gsheet:KEY_OR_URL`; defaults to $SYNC_SHEET_SOURCE, then the sample.
+    """The seller sheet: a CSV/XLSX path or `gsheet:KEY_OR_URL` ($SYNC_SHEET_SOURCE, else the bundled sample).
 
-    Google credentials come from $SYNC_GOOGLE_SERVICE_ACCOUNT_FILE (or $GOOGLE_APPLICATION_CREDENTIALS) and an
-    emulator or proxy from $SYNC_SHEETS_API_URL, all read when the run starts.
+    For Google Sheets: the worksheet title ($SYNC_SHEET_WORKSHEET), the service-account key file
+    ($SYNC_GOOGLE_SERVICE_ACCOUNT_FILE) and an emulator or proxy URL ($SYNC_SHEETS_API_URL).
     """
 
     source: str | None = None
     worksheet: str | None = None
-
-    def resolved_source(self) -> str:
-        return self.source or os.environ.get("SYNC_SHEET_SOURCE") or str(DEFAULT_SHEET_SOURCE)
+    credentials_file: str | None = None
+    api_url: str | None = None
 
     def build(self) -> SheetSource:
-        worksheet = self.worksheet or os.environ.get("SYNC_SHEET_WORKSHEET") or None
-        return build_source(self.resolved_source(), worksheet=worksheet, base_dir=Path.cwd())
+        env = Environment(
+            sheet_source=self.source or str(DEFAULT_SHEET_SOURCE),
+            worksheet=self.worksheet,
+            credentials_file=self.credentials_file,
+            sheets_api_url=self.api_url,
+        )
+        return build_source(env, base_dir=Path.cwd())
+
+
+def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The project's resources, each field an EnvVar where its variable is set."""
+    google_credentials = env_var(SERVICE_ACCOUNT_FILE_ENV, environ) or env_var(
+        "GOOGLE_APPLICATION_CREDENTIALS", environ
+    )
+    return {
+        "database": SyncDatabase(url=env_var(DATABASE_URL_ENV, environ)),
+        "sheet": SellerSheet(
+            source=env_var(SHEET_SOURCE_ENV, environ),
+            worksheet=env_var(SHEET_WORKSHEET_ENV, environ),
+            credentials_file=google_credentials,
+            api_url=env_var(SHEETS_API_URL_ENV, environ),
+        ),
+    }
+
+
+def resources_for(env: Environment) -> dict[str, Any]:
+    """Resources with the values of `env` (the CLI's options over the environment), for an in-process run."""
+    return {
+        "database": SyncDatabase(url=env.database_url),
+        "sheet": SellerSheet(
+            source=env.sheet_source,
+            worksheet=env.worksheet,
+            credentials_file=env.credentials_file,
+            api_url=env.sheets_api_url,
+        ),
+    }

@@ -1,14 +1,22 @@
-"""Audit vocabulary (Requirement 2): sync kinds and statuses, record actions, and the log entries that cross layers."""
+"""Audit vocabulary (Requirement 2): sync kinds and statuses, record actions, the log entries that cross layers, and
+the builders that turn a sync's findings (rejected rows, written chunks, conflicts) into those entries."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
+from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory
+from sync_pipeline.domain.sheet import Rejection
+
+# Rejection rules that are integrity rules (Requirement 8) rather than unparseable values.
+INTEGRITY_RULES = frozenset({"required", "seller_number_format", "duplicate_seller_number"})
 
 
 class SyncKind(enum.StrEnum):
@@ -24,6 +32,8 @@ class SyncStatus(enum.StrEnum):
     PARTIAL = "partial"  # synced, but some rows were rejected, failed or left in conflict
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # refused because another sync held the lock: nothing was attempted, not a failure
+    ABANDONED = "abandoned"  # left running by a holder that died; closed by a later sync, counts as a failure
 
     @property
     def completed(self) -> bool:
@@ -83,3 +93,68 @@ class AuditQuery:
     status: SyncStatus | None = None
     seller_number: str | None = None  # syncs that logged a record or an error for this seller
     limit: int = 100
+
+
+def rejected_row_logs(rejections: Sequence[Rejection]) -> list[RecordLog]:
+    """One record log per rejected row (a row may break several rules: they are listed together)."""
+    by_row: dict[int, list[Rejection]] = {}
+    for r in rejections:
+        by_row.setdefault(r.sheet_row, []).append(r)
+    return [
+        RecordLog(
+            next((r.seller_number for r in rs if r.seller_number), None),
+            RecordAction.REJECTED,
+            row,
+            {"rules": [r.rule for r in rs], "cells": [r.cell for r in rs if r.cell]},
+        )
+        for row, rs in sorted(by_row.items())
+    ]
+
+
+def rejection_error(r: Rejection) -> ErrorLog:
+    """The error-log entry of one rejected cell: validation, or integrity for the key and required-field rules."""
+    category = ErrorCategory.INTEGRITY if r.rule in INTEGRITY_RULES else ErrorCategory.VALIDATION
+    return ErrorLog(category, r.message, rule=r.rule, seller_number=r.seller_number, sheet_row=r.sheet_row, cell=r.cell)
+
+
+def chunk_record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]:
+    """The record logs of a written chunk of the plan: what was inserted, updated, or skipped as changed underneath."""
+    logs: list[RecordLog] = []
+    for row in chunk.to_dict("records"):
+        key, action, sheet_row = row["seller_number"], row["action"], int(row["sheet_row"])
+        if key not in written:
+            detail = {
+                "reason": "changed underneath the sync (version moved on); not overwritten, next sync retries",
+                "expected_version": row["expected_version"],
+            }
+            logs.append(RecordLog(key, RecordAction.CONFLICT, sheet_row, detail))
+        elif action == Action.INSERT:
+            logs.append(RecordLog(key, RecordAction.INSERTED, sheet_row))
+        elif action == Action.CONFLICT_SHEET_WINS:
+            logs.append(RecordLog(key, RecordAction.CONFLICT, sheet_row, conflict_detail(row, frozenset())))
+        else:
+            logs.append(RecordLog(key, RecordAction.UPDATED, sheet_row))
+    return logs
+
+
+def conflict_detail(row: Mapping[Any, Any], lost: frozenset[str]) -> dict[str, Any]:
+    """Both sides of a conflict and how it was resolved (P41)."""
+    key = row["seller_number"]
+    if key in lost:
+        resolution = "skipped_changed_underneath"
+    else:
+        resolution = "sheet_wins" if row["action"] == Action.CONFLICT_SHEET_WINS else "db_wins"
+    return {
+        "seller_number": key,
+        "sheet_row": int(row["sheet_row"]),
+        "resolution": resolution,
+        "sheet_updated_at": _iso(row.get("sheet_updated_at")),
+        "db_updated_at": _iso(row.get("db_updated_at")),
+        "db_version": None if pd.isna(row.get("db_version")) else int(row["db_version"]),
+    }
+
+
+def _iso(value: object) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
+        return None
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)

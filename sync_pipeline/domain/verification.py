@@ -157,6 +157,14 @@ def sample(keys: Iterable[str], size: int = SAMPLE_SIZE) -> list[str]:
     return sorted(keys)[:size]
 
 
+def quote_keys(keys: Iterable[str], total: int | None = None) -> str:
+    """Seller numbers for a message: a sorted sample, and how many more there are (of `total`, when given)."""
+    every = sorted(set(keys))
+    shown = every[:SAMPLE_SIZE]
+    more = (len(every) if total is None else total) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 @dataclass(frozen=True)
 class IntegrityRules:
     """The integrity rules in force (from Settings: seller_number_pattern, required_fields)."""

@@ -41,10 +41,19 @@ class Database:
         """The URL to hand to another component that opens its own engine (never logged)."""
         return self.engine.url.render_as_string(hide_password=False)
 
-    def settings(self) -> Settings:
-        """The settings in force now (read at the start of every run, so changes apply without a restart)."""
-        with self.engine.begin() as conn:
-            return self.config.load(conn, now=self.clock.now())
+    def settings(self, *, write_defaults: bool = True) -> Settings:
+        """The settings in force now (read at every use, so changes apply without a restart).
+
+        The first read writes the defaults into `sync_config`; `write_defaults=False` (dry runs, `verify`) reads the
+        same values and leaves the database untouched.
+        """
+        with self.engine.connect() as conn:
+            settings = self.config.load(conn, now=self.clock.now())
+            if write_defaults:
+                conn.commit()
+            else:
+                conn.rollback()
+        return settings
 
 
 def open_database(url: str, *, clock: Clock | None = None, migrate: bool = True) -> Database:

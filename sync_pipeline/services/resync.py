@@ -1,16 +1,16 @@
 """Resync of chosen sellers (Requirement 1.3, 1.4): rewrite exactly those from the sheet, verify, alert on the rest.
 
-A resync is a sync of its own (kind `resync`, with its own audit row and verification) linked to the sync whose
-gaps it repairs (`parent_sync_id`). It rewrites the requested sellers from the same sheet snapshot with force, so a
-row whose hash says "unchanged" but whose stored content was altered behind the sync's back is rewritten too.
-Automatic repairs (`automatic=True`) respect the `auto_recovery` setting; an operator's resync always runs.
+A resync is a `SyncRun` of kind resync with its own audit entry. After a sync, `repair` rewrites the gaps and stale
+rows verification found, from the same sheet snapshot and under the same lock (`parent_sync_id` links them); an
+operator's `resync_from_source` reads the sheet now. Both rewrite with force, so a row whose hash says "unchanged"
+but whose stored content was altered behind the sync's back is rewritten too. Automatic repairs respect the
+`auto_recovery` setting; an operator's resync always runs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,11 +20,14 @@ from sync_pipeline.domain.alerts import Alert, AlertType, Severity
 from sync_pipeline.domain.audit import ErrorLog, SyncKind
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory
-from sync_pipeline.domain.verification import Verification, sample
+from sync_pipeline.domain.fields import FieldKind
+from sync_pipeline.domain.normalise import normalise_value
+from sync_pipeline.domain.verification import Verification, quote_keys, sample
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import Database
-from sync_pipeline.services.sync import ProgressListener, SheetRead, SyncService, SyncSummary
-from sync_pipeline.services.verify import record_verification, verify, verify_and_record
+from sync_pipeline.services.lifecycle import SyncRun
+from sync_pipeline.services.sync import ProgressListener, SyncSummary
+from sync_pipeline.services.verify import verify_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +51,16 @@ class ResyncResult:
     verification: Verification | None = None  # the resync's own verification
     summary: SyncSummary | None = None
     alerts: tuple[Alert, ...] = ()
-    error: str | None = None  # set when the resync itself failed (it was closed as failed and re-raised)
 
     @property
     def ok(self) -> bool:
-        return not self.remaining and not self.not_in_sheet and self.error is None and self.skipped is None
+        return not self.remaining and not self.not_in_sheet and self.skipped is None
+
+    def problems(self) -> list[str]:
+        """One line per seller the resync could not repair, saying why."""
+        lines = [f"{k}: {why}" for k, why in sorted(self.not_in_sheet.items())]
+        lines += [f"{k}: {self.failures.get(k, 'still differs from the sheet')}" for k in sorted(self.remaining)]
+        return lines
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,129 +80,120 @@ class ResyncResult:
         }
 
 
-def resync(
-    db: Database,
-    read: SheetRead,
-    keys: Iterable[str],
-    *,
-    parent_sync_id: str | None,
-    trigger: str,
-    run_id: str | None = None,
-    automatic: bool = True,
-    progress: ProgressListener | None = None,
-) -> ResyncResult:
-    """Rewrite exactly `keys` from the snapshot of `read` in a new sync of kind resync, verify again, alert (P3, P4).
+def normalise_seller_numbers(typed: Iterable[str]) -> frozenset[str]:
+    """Seller numbers typed by an operator, read exactly as the sheet's key column is (width, case, spaces)."""
+    keys = (normalise_value(text, FieldKind.KEY) for text in typed)
+    return frozenset(k for k in keys if isinstance(k, str))
 
-    With `automatic` and the `auto_recovery` setting off, nothing is written: the sellers are reported and alerted.
-    Keys the sheet does not have as valid rows are reported in `not_in_sheet`. When the resync raises, it is closed
-    as failed, a critical alert names every requested seller, and the exception propagates.
-    """
-    requested = frozenset(keys)
+
+def repair(parent: SyncRun, verification: Verification, *, trigger: str = "seller_gap_resync") -> ResyncResult:
+    """After `parent` verified as `verification`: resync its gaps and stale rows, exactly those (P3), in a resync of
+    its own under the parent's lock and from the parent's snapshot. With `auto_recovery` off nothing is written: the
+    sellers are reported and alerted."""
+    db = parent.db
+    requested = frozenset(verification.repair_keys)
     if not requested:
-        return ResyncResult(requested=requested, parent_sync_id=parent_sync_id, skipped="nothing to resync")
-    settings = db.settings()  # read now, so that switching recovery off takes effect on the next step (P46)
-    if automatic and not settings.auto_recovery:
-        alert = _alert(
-            db,
-            AlertType.RESYNC_SKIPPED,
-            Severity.WARNING,
-            f"{len(requested)} seller(s) need a resync but automatic recovery is off: {_quote(requested)}. "
-            "Nothing was written. Resync them with seller_resync_job, or switch recovery on with "
-            "`sync-pipeline settings set auto_recovery=true`.",
-            parent_sync_id,
-            {"seller_numbers": sample(requested), "count": len(requested)},
-        )
+        return ResyncResult(requested=requested, parent_sync_id=parent.sync_id, skipped="nothing to resync")
+    if not db.settings().auto_recovery:  # read now, so that switching recovery off takes effect at once (P46)
+        alert = _recovery_off_alert(db, requested, parent.sync_id)
         result = ResyncResult(
-            requested=requested, parent_sync_id=parent_sync_id, skipped="auto_recovery is off", alerts=(alert,)
+            requested=requested, parent_sync_id=parent.sync_id, skipped="auto_recovery is off", alerts=(alert,)
         )
         _note_on_parent(db, result)
         return result
-
-    service = SyncService(db, progress=progress)
-    sync_id, settings, started = service.begin(
-        kind=SyncKind.RESYNC, source=read.snapshot.source, trigger=trigger, run_id=run_id, parent_sync_id=parent_sync_id
+    child = SyncRun(
+        db, None, kind=SyncKind.RESYNC, trigger=trigger, run_id=parent.run_id, progress=parent.progress, parent=parent
     )
-    own = replace(read, sync_id=sync_id, kind=SyncKind.RESYNC, started_at=started, settings=settings, phases={})
-    return _resync_with(service, own, requested, parent_sync_id=parent_sync_id)
+    with child:
+        if parent.read_result is None:
+            raise RuntimeError(f"sync {parent.sync_id} has no sheet snapshot to repair from")
+        child.adopt(parent.read_result)
+        result = _resync_keys(child, requested)
+    _note_on_parent(db, result)
+    return result
 
 
 def resync_from_source(
     db: Database,
     source: SheetSource,
-    keys: Iterable[str],
+    typed: Iterable[str],
     *,
     trigger: str,
     run_id: str | None = None,
     progress: ProgressListener | None = None,
 ) -> ResyncResult:
     """An operator's resync of chosen sellers: read the sheet now, then rewrite exactly those sellers from it."""
-    # Typed by an operator: the same normalisation as the sheet's key column (NFKC, trimmed, upper case).
-    requested = frozenset(unicodedata.normalize("NFKC", k).strip().upper() for k in keys if k.strip())
-    service = SyncService(db, progress=progress)
-    sync_id, settings, started = service.begin(
-        kind=SyncKind.RESYNC, source=source.description, trigger=trigger, run_id=run_id
-    )
-    try:
-        read = service.read(source, sync_id=sync_id, kind=SyncKind.RESYNC, settings=settings, started_at=started)
-    except BaseException as exc:
-        service.fail(sync_id, exc)
-        raise
-    return _resync_with(service, read, requested, parent_sync_id=None)
+    requested = normalise_seller_numbers(typed)
+    with SyncRun(db, source, kind=SyncKind.RESYNC, trigger=trigger, run_id=run_id, progress=progress) as run:
+        run.read()
+        return _resync_keys(run, requested)
 
 
-def _resync_with(
-    service: SyncService, read: SheetRead, requested: frozenset[str], *, parent_sync_id: str | None
+def repair_from_source(
+    db: Database,
+    source: SheetSource,
+    *,
+    trigger: str,
+    run_id: str | None = None,
+    progress: ProgressListener | None = None,
 ) -> ResyncResult:
-    db = service.db
-    valid = read.snapshot.valid_keys
-    not_in_sheet = {key: _why_not(read, key) for key in sorted(requested - valid)}
-    keys = requested & valid
+    """Read the sheet now and repair what the database lacks against it (gaps and stale rows), when recovery is on:
+    `seller_gap_resync` materialised on its own."""
+    with SyncRun(db, source, kind=SyncKind.RESYNC, trigger=trigger, run_id=run_id, progress=progress) as run:
+        read = run.read()
+        keys = frozenset(verify_snapshot(db, read.snapshot, run.settings).repair_keys)
+        if keys and not run.settings.auto_recovery:
+            alert = _recovery_off_alert(db, keys, run.sync_id)
+            _resync_keys(run, frozenset())
+            return ResyncResult(requested=keys, sync_id=run.sync_id, skipped="auto_recovery is off", alerts=(alert,))
+        return _resync_keys(run, keys)
+
+
+def _resync_keys(run: SyncRun, requested: frozenset[str]) -> ResyncResult:
+    """Inside an open resync: rewrite `requested` from its snapshot, verify, close, and alert on what remains."""
+    db = run.db
+    read = run.read_result
+    assert read is not None
+    parent_sync_id = run.parent.sync_id if run.parent is not None else None
+    not_in_sheet = {
+        key: _why_not(read.snapshot.rejections, key) for key in sorted(requested - read.snapshot.valid_keys)
+    }
+    keys = requested & read.snapshot.valid_keys
+    if not_in_sheet:
+        with db.engine.begin() as conn:
+            db.audit.log_errors(
+                conn,
+                run.sync_id,
+                [
+                    ErrorLog(ErrorCategory.VALIDATION, why, rule=NOT_IN_SHEET_RULE, seller_number=key)
+                    for key, why in not_in_sheet.items()
+                ],
+                db.clock.now(),
+            )
     try:
-        if not_in_sheet:
-            with db.engine.begin() as conn:
-                db.audit.log_errors(
-                    conn,
-                    read.sync_id,
-                    [
-                        ErrorLog(ErrorCategory.VALIDATION, why, rule=NOT_IN_SHEET_RULE, seller_number=key)
-                        for key, why in not_in_sheet.items()
-                    ],
-                    db.clock.now(),
-                )
-        result = service.apply(read, only_keys=keys, force_keys=keys)
-        # The resync's own counts are about the sellers it was asked for, not the whole sheet: a key it cannot
-        # supply counts as rejected (so the resync closes as partial), the sheet's other rejected rows do not.
+        result = run.apply(only_keys=keys, force_keys=keys)
+        # The resync's counts are about the sellers it was asked for, not the whole sheet: a key it cannot supply
+        # counts as rejected (so the resync closes as partial), the sheet's other rejected rows do not.
         counts = replace(result.counts, rows_read=len(requested), valid=len(keys), rejected=len(not_in_sheet))
-        result = replace(result, counts=counts)
-        verification = verify(db, read)
-        record_verification(db, read.sync_id, verification, settings=read.settings, raise_alerts=False)
+        run.result = result = replace(result, counts=counts)
+        verification = run.verify(raise_alerts=False)  # the resync raises the one alert that matters, below
         remaining = verification.repair_keys & keys
         repaired = keys - remaining
         absent_before = frozenset(result.plan.loc[result.plan["action"] == Action.INSERT, "seller_number"])
-        gaps_resynced = len(absent_before & repaired)  # requested sellers that were gaps and are now present
-        summary = service.complete(
-            read,
-            result,
-            extra_phases={"verify": verification.seconds},
-            gaps_found=len(verification.gaps),
-            gaps_resynced=gaps_resynced,
+        run.gaps_resynced = len(absent_before & repaired)
+        summary = run.complete()
+    except Exception as exc:  # an interruption (a BaseException) is a cancel, not a failed repair: no alert
+        run.fail(exc)
+        _alert(
+            db,
+            AlertType.RESYNC_FAILED,
+            Severity.CRITICAL,
+            f"resync {run.sync_id} failed ({type(exc).__name__}: {exc}); {len(keys)} seller(s) were not "
+            f"repaired: {quote_keys(keys)}. Fix the cause and run seller_resync_job for them.",
+            run.sync_id,
+            {"seller_numbers": sample(keys), "count": len(keys), "parent_sync_id": parent_sync_id},
         )
-        with db.engine.begin() as conn:
-            db.audit.update(conn, read.sync_id, gaps_resynced=gaps_resynced)
-    except BaseException as exc:
-        service.fail(read.sync_id, exc, phases=read.phases)
-        if isinstance(exc, Exception):  # an interruption (cancel) is not a failed repair: it is closed as cancelled
-            _alert(
-                db,
-                AlertType.RESYNC_FAILED,
-                Severity.CRITICAL,
-                f"resync {read.sync_id} failed ({type(exc).__name__}: {exc}); {len(keys)} seller(s) were not "
-                f"repaired: {_quote(keys)}. Fix the cause and run seller_resync_job for them.",
-                read.sync_id,
-                {"seller_numbers": sample(keys), "count": len(keys), "parent_sync_id": parent_sync_id},
-            )
         raise
-
     failures = {k: v for k, v in result.failures.items() if k in remaining}
     alerts: list[Alert] = []
     if remaining:
@@ -205,60 +204,36 @@ def _resync_with(
                 db,
                 AlertType.RESYNC_FAILED,
                 Severity.CRITICAL,
-                f"resync {read.sync_id} could not repair {len(remaining)} of {len(keys)} seller(s): "
+                f"resync {run.sync_id} could not repair {len(remaining)} of {len(keys)} seller(s): "
                 + "; ".join(f"{k} ({reasons[k]})" for k in shown)
                 + (f"; and {len(remaining) - len(shown)} more" if len(remaining) > len(shown) else "")
                 + ". Fix the cause and run seller_resync_job for them.",
-                read.sync_id,
+                run.sync_id,
                 {"seller_numbers": shown, "count": len(remaining), "reasons": {k: reasons[k] for k in shown}},
             )
         )
-    out = ResyncResult(
-        requested=requested,
-        sync_id=read.sync_id,
-        parent_sync_id=parent_sync_id,
-        not_in_sheet=not_in_sheet,
-        repaired=repaired,
-        remaining=remaining,
-        failures=failures,
-        gaps_resynced=gaps_resynced,
-        stale_resynced=len(repaired - absent_before),
-        verification=verification,
-        summary=summary,
-        alerts=tuple(alerts),
-    )
-    _note_on_parent(db, out)
     log.info(
         "resync %s (parent %s): %d requested, %d repaired, %d remaining, %d not in the sheet",
-        read.sync_id,
+        run.sync_id,
         parent_sync_id,
         len(requested),
         len(repaired),
         len(remaining),
         len(not_in_sheet),
     )
-    return out
-
-
-def repair(
-    db: Database,
-    read: SheetRead,
-    verification: Verification,
-    *,
-    trigger: str = "seller_gap_resync",
-    run_id: str | None = None,
-    progress: ProgressListener | None = None,
-) -> ResyncResult:
-    """After sync `read` verified as `verification`: resync its gaps and stale rows, exactly those (P3)."""
-    return resync(
-        db,
-        read,
-        verification.repair_keys,
-        parent_sync_id=read.sync_id,
-        trigger=trigger,
-        run_id=run_id,
-        automatic=True,
-        progress=progress,
+    return ResyncResult(
+        requested=requested,
+        sync_id=run.sync_id,
+        parent_sync_id=parent_sync_id,
+        not_in_sheet=not_in_sheet,
+        repaired=repaired,
+        remaining=remaining,
+        failures=failures,
+        gaps_resynced=run.gaps_resynced,
+        stale_resynced=len(repaired - absent_before),
+        verification=verification,
+        summary=summary,
+        alerts=tuple(alerts),
     )
 
 
@@ -287,30 +262,25 @@ def sync_verify_repair(
     trigger: str | None = None,
     run_id: str | None = None,
     progress: ProgressListener | None = None,
-    after_apply: Any = None,
+    after_apply: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> VerifiedSync:
-    """Sync, verify, record, close, then repair what verification found: the same steps as the Dagster assets.
+    """Sync, verify, close, then repair what verification found, under one lock: the same steps as the Dagster step.
 
     `after_apply` (tests only) is called between applying and verifying, to change the database behind the sync's
     back the way another application might; `sleep` is the wait between reconnection attempts.
     """
-    service = SyncService(db, progress=progress, sleep=sleep)
-    sync_id, settings, started = service.begin(kind=kind, source=source.description, trigger=trigger, run_id=run_id)
-    try:
-        read = service.read(source, sync_id=sync_id, kind=kind, settings=settings, started_at=started)
-        result = service.apply(read)
+    with SyncRun(db, source, kind=kind, trigger=trigger, run_id=run_id, progress=progress, sleep=sleep) as run:
+        run.read()
+        run.apply()
         if after_apply is not None:
             after_apply()
-        recorded = verify_and_record(db, read)
-        v = recorded.verification
-        summary = service.complete(read, result, extra_phases={"verify": v.seconds}, gaps_found=len(v.gaps))
-    except BaseException as exc:
-        service.fail(sync_id, exc)
-        raise
-    repaired = repair(db, read, v, run_id=run_id, progress=progress)
-    summary = replace(summary, gaps_resynced=repaired.gaps_resynced)
-    return VerifiedSync(summary=summary, verification=v, resync=repaired)
+        verification = run.verify()
+        summary = run.complete()
+        repaired = repair(run, verification)
+    return VerifiedSync(
+        summary=replace(summary, gaps_resynced=repaired.gaps_resynced), verification=verification, resync=repaired
+    )
 
 
 def _note_on_parent(db: Database, result: ResyncResult) -> None:
@@ -326,13 +296,25 @@ def _note_on_parent(db: Database, result: ResyncResult) -> None:
         db.audit.update(conn, result.parent_sync_id, gaps_resynced=result.gaps_resynced, verification=figures)
 
 
-def _why_not(read: SheetRead, key: str) -> str:
-    rejections = [r for r in read.snapshot.rejections if r.seller_number == key]
-    if rejections:
-        r = rejections[0]
-        where = r.cell or f"row {r.sheet_row}"
-        return f"seller {key} is on a rejected sheet row ({where}: {r.message}); fix the sheet first"
+def _why_not(rejections: Iterable[Any], key: str) -> str:
+    for r in rejections:
+        if r.seller_number == key:
+            where = r.cell or f"row {r.sheet_row}"
+            return f"seller {key} is on a rejected sheet row ({where}: {r.message}); fix the sheet first"
     return f"seller {key} is not in the sheet; nothing to resync it from"
+
+
+def _recovery_off_alert(db: Database, keys: frozenset[str], sync_id: str) -> Alert:
+    return _alert(
+        db,
+        AlertType.RESYNC_SKIPPED,
+        Severity.WARNING,
+        f"{len(keys)} seller(s) need a resync but automatic recovery is off: {quote_keys(keys)}. "
+        "Nothing was written. Resync them with seller_resync_job, or switch recovery on with "
+        "`sync-pipeline settings set auto_recovery=true`.",
+        sync_id,
+        {"seller_numbers": sample(keys), "count": len(keys)},
+    )
 
 
 def _alert(
@@ -345,9 +327,3 @@ def _alert(
 ) -> Alert:
     with db.engine.begin() as conn:
         return raise_alert(conn, alert_type, severity, message, now=db.clock.now(), sync_id=sync_id, detail=detail)
-
-
-def _quote(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    shown = keys[:20]
-    return ", ".join(shown) + (f" and {len(keys) - len(shown)} more" if len(keys) > len(shown) else "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,10 +18,9 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.sheets.base import SheetSource
 from sync_pipeline.domain.alerts import Alert, AlertType, Severity
-from sync_pipeline.domain.audit import ErrorLog, SyncKind, SyncStatus
+from sync_pipeline.domain.audit import ErrorLog
 from sync_pipeline.domain.diff import empty_state
 from sync_pipeline.domain.errors import ErrorCategory
-from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import SheetSnapshot
 from sync_pipeline.domain.verification import (
@@ -33,12 +31,12 @@ from sync_pipeline.domain.verification import (
     Verification,
     differing_keys,
     match_hashes,
+    quote_keys,
     sample,
     verify_frames,
 )
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import Database
-from sync_pipeline.services.sync import SheetRead
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +82,6 @@ def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -
         matched=matched,
     )
     return replace(verification, seconds=time.perf_counter() - t0)
-
-
-def verify(db: Database, read: SheetRead) -> Verification:
-    """The verdict on the sheet snapshot of sync `read` against the database (the "verify" phase); reads only."""
-    return verify_snapshot(db, read.snapshot, read.settings)
 
 
 @dataclass(frozen=True)
@@ -150,11 +143,6 @@ def record_verification(
     return RecordedVerification(v, tuple(alerts))
 
 
-def verify_and_record(db: Database, read: SheetRead) -> RecordedVerification:
-    """Verify sync `read` and record it: what the sync step calls between applying and closing the sync."""
-    return record_verification(db, read.sync_id, verify(db, read), settings=read.settings)
-
-
 def _error_logs(v: Verification) -> list[ErrorLog]:
     logs = [
         ErrorLog(
@@ -207,7 +195,7 @@ def _raise_alerts(
                 AlertType.GAPS_FOUND,
                 Severity.WARNING,
                 f"verification of sync {sync_id} found {len(v.gaps)} seller(s) valid in the sheet but absent from "
-                f"the database (gap threshold {settings.gap_threshold}): {_quote(keys, len(v.gaps))}. "
+                f"the database (gap threshold {settings.gap_threshold}): {quote_keys(keys, len(v.gaps))}. "
                 + (
                     "Automatic recovery will resync them."
                     if settings.auto_recovery
@@ -228,7 +216,7 @@ def _raise_alerts(
                 AlertType.INTEGRITY_ISSUE,
                 Severity.WARNING,
                 f"verification of sync {sync_id} found {len(v.integrity)} integrity issue(s) in the database "
-                f"({rules}): {_quote(keys, len(v.integrity_keys))}. Details per seller: "
+                f"({rules}): {quote_keys(keys, len(v.integrity_keys))}. Details per seller: "
                 f"`sync-pipeline audit --seller NUMBER`.",
                 now=now,
                 sync_id=sync_id,
@@ -238,28 +226,13 @@ def _raise_alerts(
     return alerts
 
 
-def _quote(keys: list[str], total: int) -> str:
-    more = total - len(keys)
-    return ", ".join(keys) + (f" and {more} more" if more > 0 else "")
-
-
 def verify_source(db: Database, source: SheetSource) -> dict[str, Any]:
-    """Read the sheet and verify the database against it without writing anything; JSON-able figures (the CLI).
+    """Read the sheet and verify the database against it without writing anything; JSON-able figures (the CLI)."""
+    from sync_pipeline.services.snapshot import read_snapshot  # it builds on this module's neighbours
 
-    The settings are read in a transaction that is rolled back, so even first-start defaults are not written.
-    """
     t0 = time.perf_counter()
-    with db.engine.connect() as conn:
-        settings = db.config.load(conn, now=db.clock.now())
-        last = db.audit.latest(
-            conn,
-            statuses=[SyncStatus.SUCCEEDED, SyncStatus.PARTIAL],
-            kinds=[SyncKind.SCHEDULED, SyncKind.MANUAL, SyncKind.RETRY],
-        )
-        conn.rollback()
-    previous: Mapping[str, str] | None = (last or {}).get("header_mapping") or None
-    raw = source.read()
-    snapshot = ingest_sheet(raw, IngestRules.from_settings(settings, previous_mapping=previous))
+    settings = db.settings(write_defaults=False)
+    snapshot = read_snapshot(db, source, settings)
     base: dict[str, Any] = {
         "source": source.description,
         "database": db.url,

@@ -145,7 +145,7 @@ class GoogleSheetSource:
         sleep: Callable[[float], None] = time.sleep,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        env = os.environ if environ is None else environ
+        env: Mapping[str, str] = {} if environ is None else environ  # the caller resolves the environment
         ref = parse_spreadsheet_ref(spreadsheet)
         self.key = ref.key
         self._gid = ref.gid

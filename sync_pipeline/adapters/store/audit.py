@@ -104,20 +104,26 @@ class AuditStore:
     def close_abandoned(
         self, conn: sa.Connection, *, stale_before: dt.datetime, now: dt.datetime, closed_by: str
     ) -> list[str]:
-        """Close as failed every sync still 'running' whose heartbeat is older than `stale_before` (P9)."""
+        """Close as abandoned every sync still 'running' that started before `stale_before` (P9).
+
+        The caller holds the sync lock, so no such sync can still be alive: its holder died (killed, crashed, the
+        machine restarted) without closing it.
+        """
         stale = sa.and_(
             sync_audit_logs.c.status == SyncStatus.RUNNING.value,
-            sa.func.coalesce(sync_audit_logs.c.heartbeat_at, sync_audit_logs.c.started_at) < stale_before,
+            sync_audit_logs.c.started_at <= stale_before,
+            sync_audit_logs.c.sync_id != closed_by,
         )
         ids = list(conn.execute(sa.select(sync_audit_logs.c.sync_id).where(stale)).scalars())
         for sync_id in ids:
             self.finish(
                 conn,
                 sync_id,
-                status=SyncStatus.FAILED,
+                status=SyncStatus.ABANDONED,
                 finished_at=now,
-                message=f"abandoned: no heartbeat since before {stale_before:%Y-%m-%d %H:%M:%S} UTC; "
-                f"closed by sync {closed_by}",
+                message=f"abandoned: left running by a process that no longer holds the sync lock (it was killed or "
+                f"crashed); noticed at {now:%Y-%m-%d %H:%M:%S} UTC by sync {closed_by}. Chunks it committed are kept; "
+                "this sync writes the rest.",
             )
         return ids
 
@@ -200,10 +206,6 @@ class AuditStore:
             .order_by(sync_audit_logs.c.started_at.desc(), sync_audit_logs.c.id.desc())
             .limit(q.limit)
         )
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-    def records(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:
-        query = sa.select(sync_record_logs).where(sync_record_logs.c.sync_id == sync_id).order_by(sync_record_logs.c.id)
         return [dict(r) for r in conn.execute(query).mappings()]
 
     def errors(self, conn: sa.Connection, sync_id: str) -> list[SyncRow]:

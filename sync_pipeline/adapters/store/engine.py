@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-DEFAULT_DATABASE_URL = "sqlite:///var/sync_pipeline.db"
 POSTGRES_SCHEME_ALIASES = ("postgres://", "postgresql://")  # both mean psycopg 3 here
 
 

@@ -188,20 +188,6 @@ class SellerStore:
         )
         conn.execute(statement)
 
-    def verification_rows(self, conn: sa.Connection, keys: Sequence[str] | None = None) -> pd.DataFrame:
-        """Per seller: key, stored content hash (computed in SQL), sync bookkeeping and whether its property exists."""
-        query = sa.select(
-            sellers.c.seller_number,
-            content_hash_expression().label("db_hash"),
-            *(sellers.c[c] for c in STATE_COLUMNS if c != "seller_number"),
-            properties.c.id.is_not(None).label("has_property"),
-        ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))
-        if keys is not None:
-            query = query.where(sellers.c.seller_number.in_(list(keys)))
-        rows = conn.execute(query).all()
-        columns = ["seller_number", "db_hash", *(c for c in STATE_COLUMNS if c != "seller_number"), "has_property"]
-        return pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
-
     def verification_hashes(self, conn: sa.Connection) -> pd.DataFrame:
         """Every seller's key, stored-content hash (computed in SQL), sync mark and whether its property exists.
 

@@ -1,0 +1,181 @@
+"""Writing a sync's change set in chunks: each chunk one transaction with its record logs, under the sync lock.
+
+A chunk whose connection is lost is retried on a fresh connection (Requirement 7.2); a chunk the database refuses
+is retried row by row so that the good rows are still written and each bad one is named with the database's message.
+Database failures are classified here (lost connection = transient, anything else = terminal), so only the
+transient ones are retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.retry import retry_call
+from sync_pipeline.adapters.sheets.base import RetryEvent
+from sync_pipeline.adapters.store.audit import AuditStore
+from sync_pipeline.adapters.store.lock import LeaseLock
+from sync_pipeline.adapters.store.sellers import SellerStore
+from sync_pipeline.domain.audit import ErrorLog, RecordAction, RecordLog, chunk_record_logs
+from sync_pipeline.domain.clock import Clock
+from sync_pipeline.domain.errors import ErrorCategory, SyncError
+
+log = logging.getLogger(__name__)
+
+ChunkListener = Callable[[int], None]  # rows of the change set handled so far
+
+
+@dataclass
+class WriteOutcome:
+    """What the writer did: the sellers written and those the database refused (seller number -> its message)."""
+
+    written: set[str] = field(default_factory=set)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkWriter:
+    """Writes one sync's planned changes, logged under `sync_id`; `holder` is the sync that holds the lock (the same,
+    or the sync a resync belongs to)."""
+
+    engine: sa.Engine
+    clock: Clock
+    lock: LeaseLock
+    sync_id: str
+    holder: str
+    lease: dt.timedelta
+    sellers: SellerStore = field(default_factory=SellerStore)
+    audit: AuditStore = field(default_factory=AuditStore)
+    sleep: Callable[[float], None] = time.sleep
+
+    def write(self, to_write: pd.DataFrame, chunk_size: int, on_chunk: ChunkListener | None = None) -> WriteOutcome:
+        outcome = WriteOutcome()
+        done = 0
+        for chunk in _chunks(to_write, chunk_size):
+            written, failed = self._chunk(chunk)
+            outcome.written |= written
+            outcome.failures.update(failed)
+            done += len(chunk)
+            if on_chunk is not None:
+                on_chunk(done)
+        return outcome
+
+    def _chunk(self, chunk: pd.DataFrame) -> tuple[set[str], dict[str, str]]:
+        """One chunk in one transaction; when the chunk fails, retry its rows one by one to isolate the bad ones."""
+        try:
+            return self._write_reconnecting(chunk), {}
+        except sa.exc.DBAPIError as exc:
+            if len(chunk) == 1:
+                refused = {chunk["seller_number"].iloc[0]: db_message(exc)}
+                self._log_failures(chunk, refused)
+                return set(), refused
+            log.warning("chunk of %d rows failed (%s); retrying them one by one", len(chunk), db_message(exc))
+        written: set[str] = set()
+        failures: dict[str, str] = {}
+        for i in range(len(chunk)):
+            row = chunk.iloc[[i]]
+            try:
+                written |= self._write_reconnecting(row)
+            except sa.exc.DBAPIError as exc:
+                failures[row["seller_number"].iloc[0]] = db_message(exc)
+        self._log_failures(chunk, failures)
+        return written, failures
+
+    def _log_failures(self, chunk: pd.DataFrame, failures: dict[str, str]) -> None:
+        if not failures:
+            return
+        failed = chunk[chunk["seller_number"].isin(failures)]
+        pairs = list(zip(failed["seller_number"], failed["sheet_row"], strict=True))
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            self.audit.log_records(
+                conn,
+                self.sync_id,
+                [RecordLog(key, RecordAction.FAILED, int(row), {"error": failures[key]}) for key, row in pairs],
+                now,
+            )
+            self.audit.log_errors(
+                conn,
+                self.sync_id,
+                [
+                    ErrorLog(
+                        ErrorCategory.DATABASE,
+                        f"seller {key} could not be written: {failures[key]}",
+                        rule="write_failed",
+                        seller_number=key,
+                        sheet_row=int(row),
+                    )
+                    for key, row in pairs
+                ],
+                now,
+            )
+
+    def _write_reconnecting(self, chunk: pd.DataFrame) -> set[str]:
+        """Requirement 7.2: when the connection is lost mid-chunk, the pool opens a new one and the chunk's transaction
+        (rolled back with the old connection) is retried, with backoff, each retry logged as a recovery action."""
+
+        def on_retry(event: RetryEvent) -> None:
+            try:
+                with self.engine.begin() as conn:
+                    self.audit.log_errors(
+                        conn,
+                        self.sync_id,
+                        [
+                            ErrorLog(
+                                ErrorCategory.DATABASE,
+                                f"recovery: reconnected and retried the {event.operation} after {event.reason} "
+                                f"(retry {event.attempt})",
+                                rule="reconnect",
+                            )
+                        ],
+                        self.clock.now(),
+                    )
+            except sa.exc.SQLAlchemyError:  # the database is still unreachable: the retry itself will tell
+                log.warning("could not log the reconnection of sync %s", self.sync_id)
+
+        return retry_call(
+            lambda: self._write(chunk),
+            operation=f"write of {len(chunk)} seller(s)",
+            is_transient=is_lost_connection,
+            describe=describe_db_failure,
+            on_retry=on_retry,
+            sleep=self.sleep,
+        )
+
+    def _write(self, chunk: pd.DataFrame) -> set[str]:
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            if not self.lock.renew(conn, self.holder, now=now, lease=self.lease):
+                raise SyncError(
+                    ErrorCategory.CONFLICT,
+                    "the sync lock was lost (lease expired and taken over); "
+                    "stopped before writing more. Raise lock_lease_seconds if chunks are slow.",
+                )
+            written = self.sellers.apply_chunk(conn, chunk, now)
+            self.audit.log_records(conn, self.sync_id, chunk_record_logs(chunk, written), now)
+        return written
+
+
+def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start : start + size]
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """A database error that means the connection is gone (SQLAlchemy invalidated it), so a retry may succeed."""
+    return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def describe_db_failure(exc: BaseException) -> str:
+    return f"lost database connection ({db_message(exc)})" if isinstance(exc, sa.exc.DBAPIError) else repr(exc)
+
+
+def db_message(exc: sa.exc.DBAPIError) -> str:
+    """The database's own first line (e.g. the trigger's RAISE text), without SQLAlchemy's wrapping."""
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)

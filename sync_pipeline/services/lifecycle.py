@@ -1,0 +1,419 @@
+"""The one sync lifecycle: begin, read, apply, verify, complete / fail / cancel, with its audit entry — every face
+(the Dagster assets and ops, the CLI, the benchmarks) enters it.
+
+    with SyncRun(db, source, kind=SyncKind.MANUAL, trigger="cli") as run:   # lock taken, audit row opened
+        run.read()          # the sheet, fetched once, normalised and validated; rejections logged
+        run.apply()         # the diff written in chunks under the lock
+        run.verify()        # the database compared with the sheet, recorded once (P1)
+        run.complete()      # closed as succeeded / partial; leaving the block without it closes it the same way
+    # an exception closes it as failed, an interruption (Dagster's cancel, Ctrl-C) as cancelled; the lock is released
+
+A resync (`services.resync`) is a `SyncRun` of kind resync with a `parent`: it shares the parent's lock and sheet
+snapshot and has an audit entry of its own. Concerns that follow every sync (metrics, alert rules, the retry queue)
+hook into `SyncRun._after_close`, the one place every sync ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from types import TracebackType
+
+import pandas as pd
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.retry import RetriesExhaustedError
+from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
+from sync_pipeline.adapters.store.writer import ChunkWriter
+from sync_pipeline.domain.audit import (
+    ErrorLog,
+    RecordAction,
+    RecordLog,
+    SyncKind,
+    SyncStatus,
+    conflict_detail,
+    rejected_row_logs,
+    rejection_error,
+)
+from sync_pipeline.domain.diff import Action
+from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
+from sync_pipeline.domain.settings import Settings
+from sync_pipeline.domain.verification import Verification
+from sync_pipeline.services.database import Database
+from sync_pipeline.services.snapshot import read_snapshot
+from sync_pipeline.services.sync import (
+    ApplyResult,
+    ProgressListener,
+    SheetRead,
+    SyncSummary,
+    guard_sheet_size,
+    plan_changes,
+    summarise,
+)
+from sync_pipeline.services.verify import record_verification, verify_snapshot
+
+log = logging.getLogger(__name__)
+
+
+class SyncRun:
+    """One sync, from its audit entry's opening to its close. Not reusable: one `with` block per sync."""
+
+    def __init__(
+        self,
+        db: Database,
+        source: SheetSource | None,
+        *,
+        kind: SyncKind,
+        trigger: str | None = None,
+        run_id: str | None = None,
+        progress: ProgressListener | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        parent: SyncRun | None = None,
+    ) -> None:
+        self.db = db
+        self.source = source
+        self.kind = kind
+        self.trigger = trigger
+        self.run_id = run_id
+        self.progress: ProgressListener = progress or (lambda phase, done, total: None)
+        self.sleep = sleep  # the waits between reconnection attempts (tests do not wait)
+        self.parent = parent
+        self.sync_id = str(uuid.uuid4())
+        self.lock_holder: str = parent.lock_holder if parent is not None else self.sync_id
+        self.settings = Settings()
+        self.started_at = db.clock.now()
+        self.read_result: SheetRead | None = None
+        self.result: ApplyResult | None = None
+        self.verification: Verification | None = None
+        self.summary: SyncSummary | None = None
+        self.status: SyncStatus | None = None  # set once the audit entry is closed
+        self.gaps_resynced = 0
+
+    # -- begin ---------------------------------------------------------------------------------------------------
+    def __enter__(self) -> SyncRun:
+        now = self.db.clock.now()
+        self.started_at = now
+        self.settings = self.db.settings()  # the settings in force for this whole sync (P46: read at every start)
+        if self.parent is None:
+            self._take_lock(now)
+        with self.db.engine.begin() as conn:
+            closed = [] if self.parent is not None else self._close_abandoned(conn, now)
+            self._open_entry(conn, now)
+        for old in closed:
+            log.warning(
+                "closed sync %s as abandoned: it was left running by a holder that no longer holds the lock", old
+            )
+        return self
+
+    def _open_entry(self, conn: sa.Connection, now: dt.datetime) -> None:
+        """The audit entry of the sync's start (P6): kind, trigger, run, source, the settings in force."""
+        if self.source is not None:
+            description = self.source.description
+        elif self.parent is not None and self.parent.read_result is not None:
+            description = self.parent.read_result.snapshot.source
+        else:
+            description = "unknown"
+        self.db.audit.start(
+            conn,
+            sync_id=self.sync_id,
+            kind=self.kind,
+            started_at=now,
+            run_id=self.run_id,
+            trigger=self.trigger,
+            source=description,
+            settings=self.settings.as_strings(),
+            parent_sync_id=self.parent.sync_id if self.parent is not None else None,
+        )
+
+    def _take_lock(self, now: dt.datetime) -> None:
+        """Take the sync lock for the whole sync; when another sync holds it, record this one as skipped and refuse."""
+        lease = dt.timedelta(seconds=self.settings.lock_lease_seconds)
+        if self.db.lock.acquire(self.sync_id, now=now, lease=lease):
+            return
+        other = self.db.lock.holder(now=now)
+        message = (
+            f"another sync ({other}) is running; this sync was refused before reading or writing anything "
+            "and recorded as skipped. It runs again on the next schedule."
+        )
+        with self.db.engine.begin() as conn:
+            self._open_entry(conn, now)
+            self.db.audit.finish(conn, self.sync_id, status=SyncStatus.SKIPPED, finished_at=now, message=message)
+        self.status = SyncStatus.SKIPPED
+        raise SyncRefusedError(ErrorCategory.CONFLICT, message)
+
+    def _close_abandoned(self, conn: sa.Connection, now: dt.datetime) -> list[str]:
+        """This sync holds the lock, so every other entry still `running` was left by a holder that died (P9)."""
+        return self.db.audit.close_abandoned(conn, stale_before=now, now=now, closed_by=self.sync_id)
+
+    # -- read ----------------------------------------------------------------------------------------------------
+    def read(self) -> SheetRead:
+        """Fetch the sheet once, normalise and validate it, and log every rejected row (P7, P8, P35).
+
+        A sheet whose header does not map onto the seller fields is returned with `snapshot.header.ok` false and its
+        issues logged; `apply` then refuses to write. A sheet that cannot be read completely raises SheetReadError.
+        """
+        if self.source is None:
+            raise RuntimeError("this sync has no sheet source: adopt the parent's snapshot instead")
+        retries: list[RetryEvent] = []
+
+        def on_retry(event: RetryEvent) -> None:
+            retries.append(event)
+            self._log_errors(
+                [
+                    ErrorLog(
+                        ErrorCategory.NETWORK,
+                        f"recovery: retry {event.attempt} of {event.operation} after {event.reason}; "
+                        f"waiting {event.wait_seconds:.1f}s",
+                        rule="retry",
+                    )
+                ]
+            )
+
+        self.progress("fetch", 0, 0)
+        snapshot = read_snapshot(self.db, self.source, self.settings, on_retry=on_retry, progress=self.progress)
+        phases = {"fetch": snapshot.fetch_seconds, "validate": snapshot.validate_seconds}
+        now = self.db.clock.now()
+        with self.db.engine.begin() as conn:
+            self.db.audit.update(
+                conn,
+                self.sync_id,
+                rows_read=snapshot.rows_read,
+                valid_count=len(snapshot.valid),
+                rejected_count=len({r.sheet_row for r in snapshot.rejections}),
+                source=snapshot.source,  # a Google source knows its worksheet's title only once it has read it
+                header_mapping=dict(snapshot.header.mapping),
+                header_fingerprint=snapshot.header.fingerprint,
+                heartbeat_at=now,
+                phases={k: round(v, 6) for k, v in phases.items()},
+            )
+            if not snapshot.header.ok:
+                issues = [ErrorLog(ErrorCategory.CONFIGURATION, i.message, rule=i.rule) for i in snapshot.header.issues]
+                self.db.audit.log_errors(conn, self.sync_id, issues, now)
+            else:
+                self.db.audit.log_records(conn, self.sync_id, rejected_row_logs(snapshot.rejections), now)
+                self.db.audit.log_errors(conn, self.sync_id, [rejection_error(r) for r in snapshot.rejections], now)
+        self.progress("validate", len(snapshot.valid), len(snapshot.valid))
+        self.read_result = SheetRead(
+            sync_id=self.sync_id,
+            kind=self.kind,
+            started_at=self.started_at,
+            settings=self.settings,
+            snapshot=snapshot,
+            phases=phases,
+            retries=len(retries),
+        )
+        return self.read_result
+
+    def adopt(self, read: SheetRead) -> SheetRead:
+        """Work from a sheet snapshot another sync of this process read (a resync from its parent's snapshot)."""
+        self.read_result = replace(
+            read, sync_id=self.sync_id, kind=self.kind, started_at=self.started_at, settings=self.settings, phases={}
+        )
+        return self.read_result
+
+    # -- apply ---------------------------------------------------------------------------------------------------
+    def apply(
+        self, *, only_keys: frozenset[str] | None = None, force_keys: frozenset[str] = frozenset()
+    ) -> ApplyResult:
+        """Diff the valid rows against the database and write the changes in chunks under the sync lock.
+
+        `only_keys` limits the sync to those sellers (a resync); `force_keys` rewrites them even when their hash says
+        unchanged. Each chunk is one transaction with its record logs, so a cancelled sync leaves whole chunks only.
+        """
+        read = self._require_read()
+        snapshot = read.snapshot
+        if not snapshot.header.ok:
+            raise HeaderError(ErrorCategory.CONFIGURATION, "; ".join(i.message for i in snapshot.header.issues))
+        if only_keys is None:
+            guard_sheet_size(self.db, snapshot, self.settings)
+        t0 = time.perf_counter()
+        plan = plan_changes(self.db, snapshot.valid, only_keys=only_keys, force_keys=force_keys)
+        compare_s = time.perf_counter() - t0
+        to_write = plan[plan["action"].map(lambda a: Action(a).writes).astype(bool)]
+        total = len(to_write)
+        writer = ChunkWriter(
+            self.db.engine,
+            self.db.clock,
+            self.db.lock,
+            sync_id=self.sync_id,
+            holder=self.lock_holder,
+            lease=dt.timedelta(seconds=self.settings.lock_lease_seconds),
+            sleep=self.sleep,
+        )
+        t1 = time.perf_counter()
+        self._report_progress("update", 0, total)
+        outcome = writer.write(
+            to_write, self.settings.chunk_size, lambda done: self._report_progress("update", done, total)
+        )
+        self._log_kept_conflicts(plan)
+        update_s = time.perf_counter() - t1
+        self.result = summarise(
+            plan,
+            snapshot,
+            written=frozenset(outcome.written),
+            failures=outcome.failures,
+            phases={"compare": compare_s, "update": update_s},
+            dry_run=False,
+        )
+        return self.result
+
+    def _report_progress(self, phase: str, done: int, total: int) -> None:
+        """Progress over the whole change set (P15), for the run log and for `sync-pipeline status`."""
+        self.progress(phase, done, total)
+        with self.db.engine.begin() as conn:
+            self.db.audit.update(
+                conn,
+                self.sync_id,
+                heartbeat_at=self.db.clock.now(),
+                progress={"phase": phase, "done": done, "total": total},
+            )
+
+    def _log_kept_conflicts(self, plan: pd.DataFrame) -> None:
+        """Rows the application edited after the sheet's 更新日時: kept as they are, logged with both sides (P41)."""
+        kept = plan[plan["action"] == Action.CONFLICT_DB_WINS]
+        if kept.empty:
+            return
+        logs = [
+            RecordLog(r["seller_number"], RecordAction.CONFLICT, int(r["sheet_row"]), conflict_detail(r, frozenset()))
+            for r in kept.to_dict("records")
+        ]
+        with self.db.engine.begin() as conn:
+            self.db.audit.log_records(conn, self.sync_id, logs, self.db.clock.now())
+
+    # -- verify --------------------------------------------------------------------------------------------------
+    def verify(self, *, raise_alerts: bool = True) -> Verification:
+        """Compare the database with this sync's sheet snapshot and record it on the audit entry, once (P1, P5)."""
+        read = self._require_read()
+        verification = verify_snapshot(self.db, read.snapshot, self.settings)
+        record_verification(self.db, self.sync_id, verification, settings=self.settings, raise_alerts=raise_alerts)
+        self.verification = verification
+        return verification
+
+    # -- close ---------------------------------------------------------------------------------------------------
+    def complete(self) -> SyncSummary:
+        """Close the sync as succeeded, or partial when rows were rejected or failed, with counts and phases (P9)."""
+        read, result = self._require_read(), self.result
+        if result is None:
+            raise RuntimeError(f"sync {self.sync_id} is being completed without having applied anything")
+        now = self.db.clock.now()
+        verify_s = self.verification.seconds if self.verification is not None else 0.0
+        phases = {**read.phases, **result.phases, "verify": verify_s}
+        with self.db.engine.begin() as conn:
+            errors = len(self.db.audit.errors(conn, self.sync_id))
+            counts = replace(result.counts, errors=errors)
+            status = SyncStatus.PARTIAL if (counts.rejected or counts.failed) else SyncStatus.SUCCEEDED
+            self.db.audit.finish(conn, self.sync_id, status=status, finished_at=now, counts=counts, phases=phases)
+            self.db.audit.update(conn, self.sync_id, gaps_resynced=self.gaps_resynced)
+            row = self.db.audit.get(conn, self.sync_id)
+        assert row is not None
+        self.status = status
+        self.summary = SyncSummary(
+            status=status,
+            sync_id=self.sync_id,
+            run_id=row["run_id"],
+            counts=counts,
+            duration_s=float(row["duration_s"] or 0.0),
+            phases=phases,
+            gaps_found=len(self.verification.gaps) if self.verification is not None else 0,
+            gaps_resynced=self.gaps_resynced,
+            rejections=read.snapshot.rejections,
+            conflicts=result.conflicts,
+            failures=result.failures,
+        )
+        self._after_close()
+        return self.summary
+
+    def fail(self, exc: BaseException) -> SyncStatus:
+        """Close a sync that raised: cancelled for an interruption (a BaseException), failed otherwise (P9)."""
+        status = SyncStatus.FAILED if isinstance(exc, Exception) else SyncStatus.CANCELLED
+        cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
+        if isinstance(cause, SyncError):
+            category = cause.category
+        elif isinstance(cause, sa.exc.SQLAlchemyError):
+            category = ErrorCategory.DATABASE
+        else:
+            category = ErrorCategory.UNKNOWN
+        message = str(exc) or type(exc).__name__
+        if status is SyncStatus.CANCELLED:
+            message = f"cancelled ({type(exc).__name__}); every chunk written so far is complete"
+        error = ErrorLog(
+            category,
+            message,
+            rule=type(exc).__name__,
+            seller_number=getattr(exc, "seller_number", None),
+            sheet_row=getattr(exc, "sheet_row", None),
+            cell=getattr(exc, "cell", None),
+        )
+        phases = self.read_result.phases if self.read_result is not None else None
+        now = self.db.clock.now()
+        with self.db.engine.begin() as conn:
+            # A header problem was logged per header by read(); the rest is logged here, once.
+            self.db.audit.log_errors(conn, self.sync_id, [] if isinstance(exc, HeaderError) else [error], now)
+            self.db.audit.finish(conn, self.sync_id, status=status, finished_at=now, message=message, phases=phases)
+        self.status = status
+        self._after_close()
+        return status
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self.status is None:
+                if exc is None:
+                    self.complete()
+                else:
+                    self.fail(exc)
+        finally:
+            if self.parent is None:
+                self.db.lock.release(self.sync_id)
+
+    def _after_close(self) -> None:
+        """Everything that follows the close of any sync, in one place."""
+        log.info("sync %s (%s) closed as %s", self.sync_id, self.kind.value, self.status)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _require_read(self) -> SheetRead:
+        if self.read_result is None:
+            raise RuntimeError(f"sync {self.sync_id} has not read the sheet yet")
+        return self.read_result
+
+    def _log_errors(self, errors: list[ErrorLog]) -> None:
+        with self.db.engine.begin() as conn:
+            self.db.audit.log_errors(conn, self.sync_id, errors, self.db.clock.now())
+
+
+def preview(db: Database, source: SheetSource) -> SyncSummary:
+    """A dry run: read, validate and diff, and write nothing at all (no audit row, not even default settings)."""
+    settings = db.settings(write_defaults=False)
+    snapshot = read_snapshot(db, source, settings)
+    if not snapshot.header.ok:
+        raise HeaderError(ErrorCategory.CONFIGURATION, "; ".join(i.message for i in snapshot.header.issues))
+    guard_sheet_size(db, snapshot, settings)
+    t0 = time.perf_counter()
+    plan = plan_changes(db, snapshot.valid, only_keys=None, force_keys=frozenset())
+    phases = {
+        "fetch": snapshot.fetch_seconds,
+        "validate": snapshot.validate_seconds,
+        "compare": time.perf_counter() - t0,
+    }
+    result = summarise(plan, snapshot, written=frozenset(), failures={}, phases=phases, dry_run=True)
+    actions = plan["action"]
+    return SyncSummary(
+        status=SyncStatus.SUCCEEDED,
+        sync_id="dry-run",
+        run_id=None,
+        counts=result.counts,
+        duration_s=sum(phases.values()),
+        phases=phases,
+        rejections=snapshot.rejections,
+        conflicts=result.conflicts,
+        dry_run=True,
+        would_insert=tuple(plan.loc[actions == Action.INSERT, "seller_number"]),
+        would_update=tuple(plan.loc[actions.isin([Action.UPDATE, Action.CONFLICT_SHEET_WINS]), "seller_number"]),
+        gaps_found=int((actions == Action.MISSING).sum()),
+        message="dry run: nothing was written",
+    )
