@@ -119,7 +119,8 @@ def sheets(n: int, seed: int) -> tuple[Path, Path, int]:
 
 
 def run_sync(db: Any, source: Any) -> Any:
-    """THE sync under test, as the job runs it. The one line to switch to `SyncRun` once issue 8 has landed."""
+    """THE sync under test: the lifecycle (`SyncRun`: read, apply, verify, complete, repair) as the job runs it,
+    through its one non-Dagster entry point."""
     from sync_pipeline.services.resync import sync_verify_repair
 
     return sync_verify_repair(db, source).summary

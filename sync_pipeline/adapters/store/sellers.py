@@ -29,13 +29,26 @@ _TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKi
 
 
 def _stage_table(dialect: str) -> sa.Table:
-    columns = [sa.Column(c.name, c.type) for c in sellers.c if c.name in SELLER_DATA_COLUMNS]
+    # Keyed by seller number: the upsert looks each conflicting row's expected version up by key, so without the key
+    # every lookup scanned the stage (quadratic in the chunk's size).
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.name == "seller_number")
+        for c in sellers.c
+        if c.name in SELLER_DATA_COLUMNS
+    ]
     columns += [sa.Column(c.name, c.type) for c in properties.c if c.name in PROPERTY_FIELDS]
     columns.append(sa.Column("expected_version", sa.Integer))
     kwargs: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
     if dialect == "postgresql":
         kwargs["postgresql_on_commit"] = "DROP"  # one staging table per chunk transaction
     return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
+
+
+def _among(column: sa.ColumnElement[str], keys: set[str], dialect: str) -> sa.ColumnElement[bool]:
+    """`column IN keys`; on Postgres as one array parameter (a chunk may hold more keys than bind parameters)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.literal(sorted(keys), postgresql.ARRAY(sa.Text)))
+    return column.in_(sorted(keys))
 
 
 def _insert_for(dialect: str) -> Any:
@@ -179,7 +192,7 @@ class SellerStore:
                 sa.literal(now, sa.DateTime).label("updated_at"),
             )
             .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
-            .where(stage.c.seller_number.in_(sorted(written)))
+            .where(_among(stage.c.seller_number, written, dialect))
         )
         statement = insert(properties).from_select(["seller_id", *PROPERTY_FIELDS, "created_at", "updated_at"], source)
         statement = statement.on_conflict_do_update(
