@@ -8,11 +8,12 @@ underneath the sync (optimistic lock, Property 40) is skipped rather than overwr
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -25,6 +26,7 @@ from sync_pipeline.domain.verification import HASH_COLUMNS
 STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
 SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
 STAGE_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, *PROPERTY_FIELDS, "sheet_row", "row_hash", "expected_version")
+_INTEGER_STAGE_COLUMNS = frozenset({"sheet_row", "expected_version"})
 _TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKind.EMAIL})  # blank text is empty too
 
 
@@ -42,6 +44,28 @@ def _stage_table(dialect: str) -> sa.Table:
     if dialect == "postgresql":
         kwargs["postgresql_on_commit"] = "DROP"  # one staging table per chunk transaction
     return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
+
+
+def _stage_arrow(values: pd.Series, name: str) -> pa.Array:
+    """One staging column as Arrow, typed as its table column is, missing values null."""
+    objects = values.where(values.notna(), None).to_numpy(dtype=object)
+    kind = FIELD_BY_NAME[name].kind if name in FIELD_BY_NAME else None
+    if kind is FieldKind.DATETIME:  # pandas converts Python datetimes in C (Arrow's own conversion is per object)
+        return pa.array(pd.to_datetime(pd.Series(objects, dtype=object)).to_numpy().astype("datetime64[s]"))
+    if kind is FieldKind.DATE:
+        return pa.array(pd.to_datetime(pd.Series(objects, dtype=object)).to_numpy().astype("datetime64[D]"))
+    if kind is FieldKind.AMOUNT or name in _INTEGER_STAGE_COLUMNS:
+        return pa.array(objects, type=pa.int64(), from_pandas=True)
+    return pa.array(objects, type=pa.large_string(), from_pandas=True)
+
+
+def _stage_csv(frame: pd.DataFrame) -> bytes:
+    """The staging rows as COPY CSV, written by Arrow: an unquoted empty field is NULL (normalisation never leaves
+    empty strings), timestamps as YYYY-MM-DD HH:MM:SS, dates as YYYY-MM-DD."""
+    table = pa.table({name: _stage_arrow(frame[name], name) for name in STAGE_COLUMNS})
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    return bytes(sink.getvalue())
 
 
 def _among(column: sa.ColumnElement[str], keys: set[str], dialect: str) -> sa.ColumnElement[bool]:
@@ -163,13 +187,10 @@ class SellerStore:
         frame = chunk.loc[:, list(STAGE_COLUMNS)]
         if dialect == "postgresql":
             stage.create(conn)
-            buffer = io.StringIO()
-            # CSV COPY: an unquoted empty field is NULL (normalisation never leaves empty strings).
-            frame.to_csv(buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S")
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             columns = ", ".join(STAGE_COLUMNS)  # constants, never data
             with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
+                copy.write(_stage_csv(frame))
         else:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE_TABLE}")
             stage.create(conn)
