@@ -157,12 +157,13 @@ def stage_sync(url: str, csv_path: Path) -> dict[str, Any]:
 
     db = open_database(url)  # migrates an empty database first: not part of the measured sync
     db.settings()  # first-start defaults written, as on any database that has synced before
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     summary = run_sync(db, FileSheetSource(csv_path))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     c = summary.counts
     return {
         "seconds": seconds,
+        "cpu_s": cpu,  # this process only: the database server's work is not in it
         "rows": c.valid,
         "written": c.inserted + c.updated,
         "status": summary.status.value,
@@ -252,7 +253,9 @@ def drop_database(server: str, name: str) -> None:
 
 def report(rows: int, results: dict[str, dict[str, Any]], expected_changed: int) -> None:
     print(f"\nsync_bench: {rows:,} rows, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    header = f"{'stage':<44} {'seconds':>8} {'rows/s':>10} {'written':>9} {'peak RSS':>10} {'× (a)':>7}"
+    header = (
+        f"{'stage':<44} {'seconds':>8} {'client CPU':>10} {'rows/s':>10} {'written':>9} {'peak RSS':>10} {'× (a)':>7}"
+    )
     print(header)
     print("-" * len(header))
     reference = results.get("a", {}).get("seconds")
@@ -262,9 +265,10 @@ def report(rows: int, results: dict[str, dict[str, Any]], expected_changed: int)
         r = results[stage]
         ratio = f"{r['seconds'] / reference:.1f}" if reference and stage in "bcd" else ""
         rate = r["rows"] / r["seconds"] if r["seconds"] else 0.0
+        cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else ""
         print(
-            f"{stage + ') ' + STAGE_TITLES[stage]:<44} {r['seconds']:>8.2f} {rate:>10,.0f} {r['written']:>9,} "
-            f"{r['peak_rss_mib']:>7,.0f} MiB {ratio:>7}"
+            f"{stage + ') ' + STAGE_TITLES[stage]:<44} {r['seconds']:>8.2f} {cpu:>10} {rate:>10,.0f} "
+            f"{r['written']:>9,} {r['peak_rss_mib']:>7,.0f} MiB {ratio:>7}"
         )
     print()
     for stage in STAGES:

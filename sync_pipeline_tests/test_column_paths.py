@@ -120,6 +120,7 @@ def test_date_forms_in_re2_read_what_the_python_forms_read(texts: list[str]) -> 
     cleaned = clean_cells(pd.Series(texts, dtype=object))
     fast = dates._date_parts(cleaned)
     reference = dates._python_parts(cleaned)
+
     def plain(frame: pd.DataFrame) -> list[list[object]]:  # NaN and None alike mean "no such part"
         return frame.astype(object).where(frame.notna(), None).values.tolist()
 
@@ -140,7 +141,7 @@ def test_amount_forms_in_re2_read_what_the_python_forms_read(texts: list[str]) -
     assert [type(v) for v in fast] == [type(v) for v in reference]
 
 
-CSV_CELLS = st.text(st.sampled_from([*"ab,\"\r\n 東京", "\u3000"]), max_size=6)
+CSV_CELLS = st.text(st.sampled_from([*'ab,"\r\n 東京', "\u3000"]), max_size=6)
 
 
 @given(st.integers(2, 4).flatmap(lambda w: st.lists(st.lists(CSV_CELLS, min_size=w, max_size=w), min_size=1)))

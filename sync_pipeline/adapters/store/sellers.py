@@ -126,8 +126,12 @@ class SellerStore:
         query = sa.select(*(sellers.c[c] for c in STATE_COLUMNS))
         if keys is not None:
             query = query.where(sellers.c.seller_number.in_(list(keys)))
-        rows = conn.execute(query).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=list(STATE_COLUMNS), dtype=object)
+        result = conn.execute(query)
+        try:
+            rows = result.cursor.fetchall()  # type: ignore[union-attr]  # plain DBAPI tuples: no Row objects
+        finally:
+            result.close()
+        return pd.DataFrame.from_records(rows, columns=list(STATE_COLUMNS), nrows=len(rows)).astype(object)
 
     def count_from_sheet(self, conn: sa.Connection) -> int:
         """Sellers that came from the sheet (the sync wrote them at least once)."""
