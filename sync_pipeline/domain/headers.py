@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import unicodedata
@@ -68,7 +69,10 @@ def _is_blank_row(row: Sequence[object]) -> bool:
 def find_header_row(values: Sequence[Sequence[object]]) -> int | None:
     """0-based index of the header row: the first non-blank row, unless it names no field and one of the next
     rows does (a title above the table). None when every row is blank."""
-    non_blank = [i for i, row in enumerate(values) if not _is_blank_row(row)][: MAX_TITLE_ROWS + 1]
+    # Lazily: only the first few non-blank rows matter, and a sheet can have a million.
+    non_blank = list(
+        itertools.islice((i for i, row in enumerate(values) if not _is_blank_row(row)), MAX_TITLE_ROWS + 1)
+    )
     if not non_blank:
         return None
     for i in non_blank:

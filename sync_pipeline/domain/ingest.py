@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_NUMBER_PATTERN, FIELD_NAMES
+from sync_pipeline.domain.fields import (
+    DEFAULT_REQUIRED_FIELDS,
+    DEFAULT_SELLER_NUMBER_PATTERN,
+    FIELD_BY_NAME,
+    FIELD_NAMES,
+)
 from sync_pipeline.domain.hashing import row_hashes
 from sync_pipeline.domain.headers import map_headers
-from sync_pipeline.domain.normalise import clean_cells, read_records
+from sync_pipeline.domain.normalise import normalise_raw, records_frame
 from sync_pipeline.domain.schema import find_rejections
 from sync_pipeline.domain.settings import Settings
-from sync_pipeline.domain.sheet import HeaderReport, RawSheet, Rejection, SheetSnapshot
+from sync_pipeline.domain.sheet import HeaderReport, RawSheet, Rejection, SheetSnapshot, text_columns
 
 VALID_COLUMNS: tuple[str, ...] = (*FIELD_NAMES, "sheet_row", "row_hash")
 DEFAULT_TIMEZONE = Settings.sheet_timezone  # one default, owned by Settings
@@ -44,20 +52,6 @@ def empty_valid_frame() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series([], dtype=object) for name in VALID_COLUMNS})
 
 
-def _cell_frame(rows: Sequence[Sequence[object]], first_row: int) -> pd.DataFrame:
-    """The data rows as an object frame, padded to a rectangle, indexed by sheet row."""
-    index = pd.RangeIndex(first_row, first_row + len(rows))
-    if not rows:
-        return pd.DataFrame(index=index, dtype=object)
-    frame = pd.DataFrame([list(row) for row in rows], index=index, dtype=object)
-    for col in frame.columns:
-        column = frame[col]
-        # Sources hand over text; anything else (a test's int, a None) is shown as text rather than crash.
-        if pd.api.types.infer_dtype(column, skipna=True) not in {"string", "empty"}:
-            frame[col] = column.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-    return frame
-
-
 def ingest_sheet(raw: RawSheet, rules: IngestRules) -> SheetSnapshot:
     """Map headers, normalise and validate one read of the sheet.
 
@@ -70,29 +64,40 @@ def ingest_sheet(raw: RawSheet, rules: IngestRules) -> SheetSnapshot:
         return _snapshot(raw, header, 0, empty_valid_frame(), (), started)
 
     below = header.header_row + 1  # the first data row, as a sheet row
-    cells = _cell_frame(list(raw.values[below - raw.first_row :]), below)
-    cleaned = cells.apply(clean_cells) if len(cells.columns) else cells
-    non_blank = cleaned.notna().any(axis=1) if len(cleaned.columns) else pd.Series(False, index=cells.index)
+    columns = text_columns(raw.values[below - raw.first_row :])
+    rows = len(columns[0]) if columns else 0
+    field_at = {col: name for name, col in header.columns.items()} if header.ok else {}
+    typed: dict[str, np.ndarray[Any, Any]] = {}
+    non_blank = np.zeros(rows, dtype=bool)
+    for col, column in enumerate(columns):  # one pass per column: cleaned, read and checked for blankness at once
+        name = field_at.get(col)
+        values, present = normalise_raw(column, FIELD_BY_NAME[name].kind if name else None, rules.timezone)
+        non_blank |= present
+        if name is not None:
+            typed[name] = values
     rows_read = int(non_blank.sum())
     notes = _notes(header)
     if not header.ok:
         return _snapshot(raw, header, rows_read, empty_valid_frame(), (), started, notes)
 
-    def by_field(frame: pd.DataFrame) -> pd.DataFrame:
-        rows = frame[non_blank]
-        missing = pd.Series(None, index=rows.index, dtype=object)
-        return pd.DataFrame(
-            {field: rows[col] if col in rows.columns else missing for field, col in header.columns.items()},
-            index=rows.index,
-        )
-
-    raw_fields = by_field(cells)
-    records = read_records(by_field(cleaned), rules.timezone)
+    index = pd.RangeIndex(below, below + rows)[non_blank]
+    records = records_frame({name: values[non_blank] for name, values in typed.items()}, index)
+    keep = pa.array(non_blank)
+    raw_fields = pd.DataFrame(  # the cell text as read, for the rejections' messages (Arrow-backed: no copies)
+        {
+            name: pd.Series(columns[col].filter(keep).to_pandas(types_mapper=pd.ArrowDtype).array, index=index)
+            for name, col in header.columns.items()
+            if col < len(columns)
+        },
+        index=index,
+    )
     rejections = find_rejections(records, raw_fields, header, rules.seller_number_pattern, rules.required_fields)
     rejected_rows = {r.sheet_row for r in rejections}
-    valid = records[~records.index.isin(list(rejected_rows))].copy()
-    valid["sheet_row"] = pd.Series([int(r) for r in valid.index], index=valid.index, dtype=object)
-    valid["row_hash"] = row_hashes(valid[list(FIELD_NAMES)]).astype(object)
+    valid = records[~records.index.isin(list(rejected_rows))] if rejected_rows else records
+    valid = valid.assign(
+        sheet_row=pd.Series(valid.index.to_numpy().astype(object), index=valid.index, dtype=object),
+        row_hash=row_hashes(valid[list(FIELD_NAMES)]).astype(object),
+    )
     valid = valid.reset_index(drop=True)[list(VALID_COLUMNS)]
     ordered = tuple(sorted(rejections, key=lambda r: (r.sheet_row, header.columns.get(r.field or "", -1), r.rule)))
     return _snapshot(raw, header, rows_read, valid, ordered, started, notes)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import pandas as pd
+import pyarrow as pa
+
+from sync_pipeline.domain.textcols import TEXT, to_arrow
 
 
 def column_letter(index: int) -> str:
@@ -23,6 +27,63 @@ def column_letter(index: int) -> str:
 def a1(row: int, col_index: int) -> str:
     """A1 reference of a cell: 1-based sheet row, 0-based column index."""
     return f"{column_letter(col_index)}{row}"
+
+
+class ColumnRows(Sequence[list[str]]):
+    """Sheet rows held as Arrow text columns of one length ("" for an empty cell), as a fast reader hands them over.
+
+    Indexing gives a row as a list, like the row-wise sources; slicing stays columnar, so ingestion reads the columns
+    without ever building a million row lists.
+    """
+
+    def __init__(self, columns: Iterable[pa.Array]) -> None:
+        self.columns: tuple[pa.Array, ...] = tuple(columns)
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    @overload
+    def __getitem__(self, item: int) -> list[str]: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[list[str]]: ...
+
+    def __getitem__(self, item: int | slice) -> list[str] | Sequence[list[str]]:
+        if isinstance(item, slice):
+            start, stop, step = item.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return ColumnRows(c.slice(start, max(stop - start, 0)) for c in self.columns)
+        position = item + len(self) if item < 0 else item
+        if not 0 <= position < len(self):
+            raise IndexError(item)
+        return [c[position].as_py() for c in self.columns]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _text_column(cells: Sequence[object]) -> pa.Array:
+    """One column of cells as Arrow text; a source's non-text cell (a test's int) is shown as text, None is missing."""
+    try:
+        return pa.array(cells, type=TEXT)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return to_arrow([c if c is None or isinstance(c, str) else str(c) for c in cells])
+    except UnicodeEncodeError:
+        return to_arrow(cells)
+
+
+def text_columns(rows: Sequence[Sequence[Any]]) -> list[pa.Array]:
+    """The rows as Arrow text columns, ragged rows padded with missing cells (zero-copy for `ColumnRows`)."""
+    if isinstance(rows, ColumnRows):
+        return list(rows.columns)
+    width = max((len(r) for r in rows), default=0)
+    padded = [r if len(r) == width else [*r, *([None] * (width - len(r)))] for r in rows]
+    return [_text_column(column) for column in zip(*padded, strict=True)] if padded else []
 
 
 @dataclass(frozen=True)

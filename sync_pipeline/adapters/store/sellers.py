@@ -8,11 +8,12 @@ underneath the sync (optimistic lock, Property 40) is skipped rather than overwr
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -25,17 +26,53 @@ from sync_pipeline.domain.verification import HASH_COLUMNS
 STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
 SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
 STAGE_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, *PROPERTY_FIELDS, "sheet_row", "row_hash", "expected_version")
+_INTEGER_STAGE_COLUMNS = frozenset({"sheet_row", "expected_version"})
 _TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKind.EMAIL})  # blank text is empty too
 
 
 def _stage_table(dialect: str) -> sa.Table:
-    columns = [sa.Column(c.name, c.type) for c in sellers.c if c.name in SELLER_DATA_COLUMNS]
+    # Keyed by seller number: the upsert looks each conflicting row's expected version up by key, so without the key
+    # every lookup scanned the stage (quadratic in the chunk's size).
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.name == "seller_number")
+        for c in sellers.c
+        if c.name in SELLER_DATA_COLUMNS
+    ]
     columns += [sa.Column(c.name, c.type) for c in properties.c if c.name in PROPERTY_FIELDS]
     columns.append(sa.Column("expected_version", sa.Integer))
     kwargs: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
     if dialect == "postgresql":
         kwargs["postgresql_on_commit"] = "DROP"  # one staging table per chunk transaction
     return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
+
+
+def _stage_arrow(values: pd.Series, name: str) -> pa.Array:
+    """One staging column as Arrow, typed as its table column is, missing values null."""
+    objects = values.where(values.notna(), None).to_numpy(dtype=object)
+    kind = FIELD_BY_NAME[name].kind if name in FIELD_BY_NAME else None
+    if kind is FieldKind.DATETIME:  # pandas converts Python datetimes in C (Arrow's own conversion is per object)
+        return pa.array(pd.to_datetime(pd.Series(objects, dtype=object)).to_numpy().astype("datetime64[s]"))
+    if kind is FieldKind.DATE:
+        return pa.array(pd.to_datetime(pd.Series(objects, dtype=object)).to_numpy().astype("datetime64[D]"))
+    if kind is FieldKind.AMOUNT or name in _INTEGER_STAGE_COLUMNS:
+        return pa.array(objects, type=pa.int64(), from_pandas=True)
+    return pa.array(objects, type=pa.large_string(), from_pandas=True)
+
+
+def _stage_csv(frame: pd.DataFrame) -> bytes:
+    """The staging rows as COPY CSV, written by Arrow: an unquoted empty field is NULL (normalisation never leaves
+    empty strings), timestamps as YYYY-MM-DD HH:MM:SS, dates as YYYY-MM-DD."""
+    table = pa.table({name: _stage_arrow(frame[name], name) for name in STAGE_COLUMNS})
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    return bytes(sink.getvalue())
+
+
+def _among(column: sa.ColumnElement[str], keys: set[str], dialect: str) -> sa.ColumnElement[bool]:
+    """`column IN keys`; on Postgres as one array parameter (a chunk may hold more keys than bind parameters)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.literal(sorted(keys), postgresql.ARRAY(sa.Text)))
+    return column.in_(sorted(keys))
 
 
 def _insert_for(dialect: str) -> Any:
@@ -89,8 +126,12 @@ class SellerStore:
         query = sa.select(*(sellers.c[c] for c in STATE_COLUMNS))
         if keys is not None:
             query = query.where(sellers.c.seller_number.in_(list(keys)))
-        rows = conn.execute(query).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=list(STATE_COLUMNS), dtype=object)
+        result = conn.execute(query)
+        try:
+            rows = result.cursor.fetchall()  # type: ignore[union-attr]  # plain DBAPI tuples: no Row objects
+        finally:
+            result.close()
+        return pd.DataFrame.from_records(rows, columns=list(STATE_COLUMNS), nrows=len(rows)).astype(object)
 
     def count_from_sheet(self, conn: sa.Connection) -> int:
         """Sellers that came from the sheet (the sync wrote them at least once)."""
@@ -150,13 +191,10 @@ class SellerStore:
         frame = chunk.loc[:, list(STAGE_COLUMNS)]
         if dialect == "postgresql":
             stage.create(conn)
-            buffer = io.StringIO()
-            # CSV COPY: an unquoted empty field is NULL (normalisation never leaves empty strings).
-            frame.to_csv(buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S")
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             columns = ", ".join(STAGE_COLUMNS)  # constants, never data
             with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
+                copy.write(_stage_csv(frame))
         else:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE_TABLE}")
             stage.create(conn)
@@ -179,7 +217,7 @@ class SellerStore:
                 sa.literal(now, UtcDateTime()).label("updated_at"),
             )
             .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
-            .where(stage.c.seller_number.in_(sorted(written)))
+            .where(_among(stage.c.seller_number, written, dialect))
         )
         statement = insert(properties).from_select(["seller_id", *PROPERTY_FIELDS, "created_at", "updated_at"], source)
         statement = statement.on_conflict_do_update(
