@@ -67,7 +67,7 @@ def _run_failure_message(result: Any) -> str:
 
 
 def _dry_run(env: Environment) -> dict[str, Any]:
-    from sync_pipeline.services.lifecycle import preview
+    from sync_pipeline.services.dry_run import preview
     from sync_pipeline.services.sources import build_source
 
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +28,15 @@ from sync_pipeline.adapters.retry import (
     retry_call,
 )
 from sync_pipeline.adapters.sheets.base import RetryListener
+from sync_pipeline.adapters.sheets.gsheet_answers import (
+    MAJOR_DIMENSION,
+    IncompleteAnswerError,
+    checked_values,
+    json_object,
+    parse_spreadsheet_ref,
+)
 from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
-from sync_pipeline.domain.sheet import RawSheet, column_letter
+from sync_pipeline.domain.sheet import RawSheet
 
 SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
 GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own convention, honoured as a fallback
@@ -49,44 +55,8 @@ GOOGLE_API_ORIGINS = ("https://sheets.googleapis.com", "https://www.googleapis.c
 
 # FORMATTED_VALUE: each cell as the office sees it (formulas evaluated, leading zeros and date formats kept).
 VALUE_RENDER_OPTION = "FORMATTED_VALUE"
-MAJOR_DIMENSION = "ROWS"
-
-_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
-_URL_KEY_RE = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
-_URL_GID_RE = re.compile(r"[#?&]gid=(\d+)")
-_A1_CELL_RE = re.compile(r"([A-Z]+)([0-9]+)")
 
 Timeout = float | tuple[float, float]
-
-
-@dataclass(frozen=True)
-class SpreadsheetRef:
-    """A spreadsheet key, and the worksheet id (gid) when it was given as a URL that names one."""
-
-    key: str
-    gid: int | None = None
-
-
-def parse_spreadsheet_ref(text: str) -> SpreadsheetRef:
-    """The key from a bare key or a URL like https://docs.google.com/spreadsheets/d/KEY/edit#gid=0."""
-    text = text.strip()
-    if text.startswith(("http://", "https://")):
-        match = _URL_KEY_RE.search(text)
-        if match is None:
-            raise SheetReadError(
-                ErrorCategory.CONFIGURATION,
-                f"{text!r} is not a Google Sheets URL (expected https://docs.google.com/spreadsheets/d/KEY/...): "
-                "copy the URL from the browser's address bar while the spreadsheet is open, or give the bare key",
-            )
-        gid = _URL_GID_RE.search(text)
-        return SpreadsheetRef(match.group(1), int(gid.group(1)) if gid else None)
-    if not _KEY_RE.fullmatch(text):
-        raise SheetReadError(
-            ErrorCategory.CONFIGURATION,
-            f"{text!r} is not a spreadsheet key (letters, digits, '-' and '_' only): give the key between /d/ and "
-            "/edit in the spreadsheet's URL, or the whole URL",
-        )
-    return SpreadsheetRef(text)
 
 
 class _RebaseAdapter(requests.adapters.HTTPAdapter):
@@ -112,10 +82,6 @@ class _RebaseAdapter(requests.adapters.HTTPAdapter):
             # The proxies were chosen for Google's host; the new host has its own NO_PROXY standing.
             proxies = requests.utils.get_environ_proxies(request.url)
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
-
-
-class _IncompleteAnswerError(Exception):
-    """The API answered 200 with something that is not the whole answer; another attempt usually gets it."""
 
 
 @dataclass(frozen=True)
@@ -206,10 +172,10 @@ class GoogleSheetSource:
         http = client.http_client
         # Metadata is fetched again on every attempt so that the coverage check compares like with like even when
         # rows were added or deleted between two attempts.
-        metadata = _json_object(http.fetch_sheet_metadata(self.key), "spreadsheet metadata")
+        metadata = json_object(http.fetch_sheet_metadata(self.key), "spreadsheet metadata")
         properties = self._pick_worksheet(metadata)
         title: str = properties["title"]
-        answer = _json_object(
+        answer = json_object(
             http.values_get(
                 self.key,
                 absolute_range_name(title),
@@ -218,7 +184,7 @@ class GoogleSheetSource:
             "values answer",
         )
         grid = properties.get("gridProperties") or {}
-        values = _checked_values(answer, title, grid.get("rowCount"), grid.get("columnCount"))
+        values = checked_values(answer, title, grid.get("rowCount"), grid.get("columnCount"))
         self._resolved_title = title
         return RawSheet(source=f"gsheet:{self.key}/{title}", values=values, first_row=1)
 
@@ -230,7 +196,7 @@ class GoogleSheetSource:
             and isinstance(s["properties"].get("title"), str)
             for s in sheets
         ):
-            raise _IncompleteAnswerError("spreadsheet metadata without a list of titled worksheets")
+            raise IncompleteAnswerError("spreadsheet metadata without a list of titled worksheets")
         all_props: list[Mapping[str, Any]] = [s["properties"] for s in sheets]
         spreadsheet_title = (metadata.get("properties") or {}).get("title", "")
         existing = ", ".join(repr(p.get("title")) for p in all_props) or "none"
@@ -407,83 +373,6 @@ def _normalised_api_url(url: str | None) -> str | None:
     return url
 
 
-def _json_object(answer: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(answer, dict):
-        raise _IncompleteAnswerError(f"the {what} is not a JSON object")
-    return answer
-
-
-def _split_range(a1_range: str) -> tuple[str, str]:
-    """("Sheet 1", "A1:Z1000") from "'Sheet 1'!A1:Z1000"; a quoted title is unquoted ('' stands for ')."""
-    if not a1_range.startswith("'"):
-        title, _, cells = a1_range.partition("!")
-        return title, cells
-    i = 1
-    while i < len(a1_range):
-        if a1_range[i] == "'":
-            if a1_range[i + 1 : i + 2] == "'":
-                i += 2
-                continue
-            return a1_range[1:i].replace("''", "'"), a1_range[i + 1 :].removeprefix("!")
-        i += 1
-    return a1_range, ""  # unbalanced quote: no title we could match
-
-
-def _cell(ref: str) -> tuple[int, int] | None:
-    """(1-based row, 1-based column) of an A1 cell reference, or None."""
-    match = _A1_CELL_RE.fullmatch(ref)
-    if match is None:
-        return None
-    col = 0
-    for letter in match.group(1):
-        col = col * 26 + (ord(letter) - ord("A") + 1)
-    return int(match.group(2)), col
-
-
-def _checked_values(
-    answer: Mapping[str, Any], title: str, row_count: object, column_count: object
-) -> tuple[tuple[str, ...], ...]:
-    """The values of a whole-worksheet answer, refused unless the answer covers the whole worksheet.
-
-    For a whole-worksheet request the Sheets API answers with the range of the whole grid (e.g. Sheet1!A1:Z1000)
-    and the values with trailing empty rows and cells left out. An answer whose range is shorter than the grid
-    the metadata describes, or whose values do not fit its range, is a partial read and must not be synced.
-    """
-    a1_range = answer.get("range")
-    if not isinstance(a1_range, str):
-        raise _IncompleteAnswerError("the values answer has no range")
-    answer_title, cells = _split_range(a1_range)
-    if answer_title != title:
-        raise _IncompleteAnswerError(f"the values answer is for {a1_range!r}, not worksheet {title!r}")
-    start, _, end = cells.partition(":")
-    first, last = _cell(start), _cell(end or start)
-    if first != (1, 1) or last is None:
-        raise _IncompleteAnswerError(f"the values answer covers {a1_range!r}, not the whole worksheet from A1")
-    last_row, last_col = last
-    if (
-        isinstance(row_count, int)
-        and isinstance(column_count, int)
-        and (last_row < row_count or last_col < column_count)
-    ):
-        raise _IncompleteAnswerError(
-            f"the values answer covers {a1_range!r} but the worksheet has {row_count} rows and "
-            f"{column_count} columns (to {column_letter(column_count - 1)}{row_count})"
-        )
-    if answer.get("majorDimension", MAJOR_DIMENSION) != MAJOR_DIMENSION:
-        raise _IncompleteAnswerError(f"the values answer is by {answer.get('majorDimension')}, not by rows")
-    raw_rows = answer.get("values", [])  # Google leaves "values" out when the worksheet is empty
-    if not isinstance(raw_rows, list) or len(raw_rows) > last_row:
-        raise _IncompleteAnswerError(f"the values answer's rows do not fit its range {a1_range!r}")
-    rows: list[tuple[str, ...]] = []
-    for raw in raw_rows:
-        if not isinstance(raw, list) or len(raw) > last_col or not all(isinstance(c, str) for c in raw):
-            raise _IncompleteAnswerError(
-                f"row {len(rows) + 1} of the values answer is not a list of at most {last_col} text cells"
-            )
-        rows.append(tuple(raw))
-    return tuple(rows)
-
-
 def _is_rate_limit_403(exc: BaseException) -> bool:
     """Google answers some quota limits with 403 rather than 429; those are transient, unlike a missing share."""
     if http_status_of(exc) != 403 or not isinstance(exc, gspread.exceptions.APIError):
@@ -500,7 +389,7 @@ def _is_rate_limit_403(exc: BaseException) -> bool:
 def _is_transient(exc: BaseException) -> bool:
     if _is_rate_limit_403(exc):
         return True
-    if isinstance(exc, _IncompleteAnswerError | requests.exceptions.JSONDecodeError):
+    if isinstance(exc, IncompleteAnswerError | requests.exceptions.JSONDecodeError):
         return True  # a 200 whose body is cut short or not JSON (a proxy's error page): another attempt may do
     if isinstance(exc, google_auth_exceptions.TransportError):
         # The token request failed on the way; judge it by what failed underneath.
@@ -512,7 +401,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _IncompleteAnswerError):
+    if isinstance(exc, IncompleteAnswerError):
         return f"incomplete answer ({exc})"
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         return "answer is not JSON"
