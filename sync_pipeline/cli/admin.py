@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from sync_pipeline.cli import EXIT_FAILED, EXIT_USAGE, _emit, _environment, _open, main
+from sync_pipeline.domain.alerts import Alert
 from sync_pipeline.domain.settings import SettingsError
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.environment import safe_url
@@ -96,27 +99,32 @@ def alerts(
             f"acknowledged {done or 'none'}" + (f"; no unacknowledged alert with id {missing}" if missing else ""),
         )
         return
+    from sync_pipeline.services.report import shown_in, shown_time
+
     found = list_alerts(db, limit=limit, unacknowledged_only=not show_all)
-    rows = [
-        {
-            "id": a.id,
-            "type": a.alert_type,
-            "severity": a.severity.value,
-            "created_at": a.created_at.isoformat(" "),
-            "message": a.message,
-            "sync_id": a.sync_id,
-            "acknowledged_at": a.acknowledged_at,
-            "emailed_at": a.emailed_at,
-            "email_attempts": a.email_attempts,
-            "detail": dict(a.detail),
-        }
-        for a in found
-    ]
+    with shown_in(db):
+        rows = [_alert_row(a, shown_time) for a in found]
     human = (
         "\n".join(f"#{r['id']} {r['created_at']:.19} {r['severity']:<8} {r['type']:<16} {r['message']}" for r in rows)
         or "no alerts"
     )
     _emit(rows, as_json, human)
+
+
+def _alert_row(a: Alert, shown: Callable[[object], str | None]) -> dict[str, Any]:
+    """One alert as `alerts list` prints it (times in the sheet_timezone setting)."""
+    return {
+        "id": a.id,
+        "type": a.alert_type,
+        "severity": a.severity.value,
+        "created_at": shown(a.created_at),
+        "message": a.message,
+        "sync_id": a.sync_id,
+        "acknowledged_at": shown(a.acknowledged_at),
+        "emailed_at": shown(a.emailed_at),
+        "email_attempts": a.email_attempts,
+        "detail": dict(a.detail),
+    }
 
 
 def _alerts_mail(db: Database, action: str, as_json: bool) -> None:

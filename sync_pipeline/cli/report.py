@@ -17,9 +17,11 @@ from sync_pipeline.domain.audit import AuditQuery, SyncStatus
 @click.option("--json", "as_json", is_flag=True)
 def status(database_url: str | None, as_json: bool) -> None:
     """Idle or running (with progress), the last attempt and the last success."""
-    from sync_pipeline.services.report import current_status
+    from sync_pipeline.services.report import current_status, shown_in
 
-    data = current_status(_open(database_url))
+    db = _open(database_url)
+    with shown_in(db):
+        data = current_status(db)
     _emit(data, as_json, _human_status(data))
 
 
@@ -136,7 +138,7 @@ def audit(
     as_json: bool,
 ) -> None:
     """Query the audit log by date range, status and seller number (combined); --sync ID or --recovery for events."""
-    from sync_pipeline.services.report import audit_rows
+    from sync_pipeline.services.report import audit_rows, shown_in
     from sync_pipeline.services.resync import normalise_seller_numbers
 
     if seller is not None:  # typed as the office types it: the sheet's own key normalisation
@@ -154,7 +156,9 @@ def audit(
         limit=limit,
         include_archive=include_archive,
     )
-    rows = audit_rows(_open(database_url), query)
+    db = _open(database_url)
+    with shown_in(db):
+        rows = audit_rows(db, query)
     human = (
         "\n".join(
             f"{r['started_at']}  {r['status']:<9} {r['kind']:<9} +{r['inserted'] or 0} ~{r['updated'] or 0} "
@@ -175,11 +179,12 @@ def _audit_events(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    from sync_pipeline.services.report import recovery_events, sync_events
+    from sync_pipeline.services.report import recovery_events, shown_in, sync_events
 
     db = _open(database_url)
     if sync_id is not None:
-        found = sync_events(db, sync_id)
+        with shown_in(db):
+            found = sync_events(db, sync_id)
         if found is None:
             click.echo(f"error: no sync {sync_id} in the audit log", err=True)
             sys.exit(EXIT_FAILED)
@@ -191,7 +196,8 @@ def _audit_events(
         _emit(found, as_json, "\n".join(lines))
         return
     query = AuditQuery(since=_parse_when(since), until=_parse_when(until), seller_number=seller, limit=limit)
-    events = recovery_events(db, query)
+    with shown_in(db):
+        events = recovery_events(db, query)
     _emit(events, as_json, "\n".join(_event_line(e, with_sync=True) for e in events) or "no recovery actions")
 
 

@@ -37,7 +37,7 @@ def _run_job(env: Environment) -> dict[str, Any]:
 
     from sync_pipeline.definitions import defs
     from sync_pipeline.defs.resources import resources_for
-    from sync_pipeline.services.report import summary_for_run
+    from sync_pipeline.services.report import shown_in, summary_for_run
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     with _stdout_to_stderr(), instance:
@@ -48,7 +48,8 @@ def _run_job(env: Environment) -> dict[str, Any]:
             tags={"sync_pipeline/trigger": "cli"},
         )
     db = open_database(env.database_url)
-    summary = summary_for_run(db, result.run_id)
+    with shown_in(db):
+        summary = summary_for_run(db, result.run_id)
     if summary is None:  # the run failed before it could open a sync (bad configuration)
         summary = {"status": SyncStatus.FAILED.value, "sync_id": None, "message": _run_failure_message(result)}
     summary["run_id"] = result.run_id

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -20,8 +23,27 @@ from sync_pipeline.services.verify import VERIFICATION_RULES
 RECORD_RULES_HIDDEN = frozenset({"recovery:sheet_retry"})  # recovery notes are errors of the log, not rejected rows
 
 
-def _iso(value: object) -> str | None:
-    return value.isoformat(sep=" ", timespec="seconds") if isinstance(value, dt.datetime) else None
+def shown_time(value: object) -> str | None:
+    """A stored time as a person reads it: in the `sheet_timezone` setting, with its offset (set by `shown_in`)."""
+    if not isinstance(value, dt.datetime):
+        return None
+    zone = _DISPLAY_ZONE.get()
+    shown = value.astimezone(zone) if zone is not None and value.tzinfo is not None else value
+    return shown.isoformat(sep=" ", timespec="seconds")
+
+
+# The zone times are shown in, for the duration of one report (a ContextVar, so concurrent reports cannot mix zones).
+_DISPLAY_ZONE: contextvars.ContextVar[ZoneInfo | None] = contextvars.ContextVar("display_zone", default=None)
+
+
+@contextlib.contextmanager
+def shown_in(db: Database) -> Iterator[None]:
+    """Show times in `db`'s `sheet_timezone` setting within the block (read now: a change applies at once)."""
+    token = _DISPLAY_ZONE.set(ZoneInfo(db.settings(write_defaults=False).sheet_timezone))
+    try:
+        yield
+    finally:
+        _DISPLAY_ZONE.reset(token)
 
 
 def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -59,8 +81,8 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
         "run_id": row["run_id"],
         "kind": row["kind"],
         "source": row["source"],
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
+        "started_at": shown_time(row["started_at"]),
+        "finished_at": shown_time(row["finished_at"]),
         "rows_read": row["rows_read"] or 0,
         "valid": row["valid_count"] or 0,
         "rejected": row["rejected_count"] or 0,
@@ -121,7 +143,7 @@ def current_status(db: Database) -> dict[str, Any]:
     return {
         "state": "running" if running else "idle",
         # Who holds the sync lock right now (the lock, not the audit log, says whether a sync is alive).
-        "lock": None if holder is None else {"holder": holder.holder, "since": _iso(holder.acquired_at)},
+        "lock": None if holder is None else {"holder": holder.holder, "since": shown_time(holder.acquired_at)},
         "running": None if not running else running_view(running, now),
         "last_attempt": sync_summary(db, last) if last else None,
         "last_success": sync_summary(db, success) if success else None,
@@ -135,9 +157,9 @@ def running_view(row: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         "sync_id": row["sync_id"],
         "run_id": row["run_id"],
         "kind": row["kind"],
-        "started_at": _iso(row["started_at"]),
+        "started_at": shown_time(row["started_at"]),
         "running_for_s": round((now - row["started_at"]).total_seconds(), 1),
-        "heartbeat_at": _iso(row.get("heartbeat_at")),
+        "heartbeat_at": shown_time(row.get("heartbeat_at")),
         "phase": view.phase,
         "progress": view.as_dict(),
     }
@@ -162,8 +184,8 @@ def audit_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "run_id": r["run_id"],
             "kind": r["kind"],
             "status": r["status"],
-            "started_at": _iso(r["started_at"]),
-            "finished_at": _iso(r["finished_at"]),
+            "started_at": shown_time(r["started_at"]),
+            "finished_at": shown_time(r["finished_at"]),
             "duration_s": r["duration_s"],
             "inserted": r["inserted_count"],
             "updated": r["updated_count"],
@@ -181,7 +203,7 @@ def _event(e: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": e["id"],
         "sync_id": e["sync_id"],
-        "at": _iso(e["created_at"]),
+        "at": shown_time(e["created_at"]),
         "category": e["category"],
         "rule": e["rule"],
         "recovery": is_recovery_rule(e["rule"]),
