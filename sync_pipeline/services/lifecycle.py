@@ -209,7 +209,6 @@ class SyncRun:
             else:
                 self.db.audit.log_records(conn, self.sync_id, rejected_row_logs(snapshot.rejections), now)
                 self.db.audit.log_errors(conn, self.sync_id, [rejection_error(r) for r in snapshot.rejections], now)
-        self.progress("validate", len(snapshot.valid), len(snapshot.valid))
         self.read_result = SheetRead(
             sync_id=self.sync_id,
             kind=self.kind,

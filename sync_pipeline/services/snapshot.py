@@ -38,7 +38,10 @@ def read_snapshot(
     t0 = time.perf_counter()
     raw = source.read(on_retry=on_retry)
     fetch_s = time.perf_counter() - t0
+    rows = max(len(raw.values) - 1, 0)  # the sheet's rows under the header: what validation goes through
     if progress is not None:
-        progress("validate", 0, len(raw.values))
+        progress("validate", 0, rows)
     snapshot = ingest_sheet(raw, IngestRules.from_settings(settings, previous_mapping=previous_mapping(db)))
+    if progress is not None:
+        progress("validate", rows, rows)
     return replace(snapshot, fetch_seconds=fetch_s)
