@@ -187,26 +187,21 @@ class AuditStore:
         )
 
     def written_before(self, conn: sa.Connection, keys: Sequence[str]) -> frozenset[str]:
-        """Those of `keys` that some sync has inserted or updated (batched: SQLite caps bound parameters)."""
+        """Those of `keys` that some sync has inserted or updated, in the live log or the archive: a seller written
+        years ago and deleted since is still a gap, not a new seller."""
+        written = [RecordAction.INSERTED.value, RecordAction.UPDATED.value]
         found: set[str] = set()
-        if conn.dialect.name == "postgresql":  # one query: the keys travel as one array parameter
-            query = (
-                sa.select(sync_record_logs.c.seller_number)
-                .where(sync_record_logs.c.seller_number == sa.any_(sa.literal(list(keys), postgresql.ARRAY(sa.Text))))
-                .where(sync_record_logs.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
-                .distinct()
-            )
-            return frozenset(conn.execute(query).scalars())
-        for start in range(0, len(keys), KEY_BATCH):
-            batch = list(keys[start : start + KEY_BATCH])
-            # The archive too: a seller written years ago and deleted since is still a gap, not a new seller.
+        if conn.dialect.name == "postgresql":  # one query per table: the keys travel as one array parameter
+            batches = [list(keys)]
+        else:  # batched: SQLite caps bound parameters
+            batches = [list(keys[start : start + KEY_BATCH]) for start in range(0, len(keys), KEY_BATCH)]
+        for batch in batches:
             for table in (sync_record_logs, sync_record_logs_archive):
-                query = (
-                    sa.select(table.c.seller_number)
-                    .where(table.c.seller_number.in_(batch))
-                    .where(table.c.action.in_([RecordAction.INSERTED.value, RecordAction.UPDATED.value]))
-                    .distinct()
-                )
+                if conn.dialect.name == "postgresql":
+                    match = table.c.seller_number == sa.any_(sa.literal(batch, postgresql.ARRAY(sa.Text)))
+                else:
+                    match = table.c.seller_number.in_(batch)
+                query = sa.select(table.c.seller_number).where(match, table.c.action.in_(written)).distinct()
                 found.update(conn.execute(query).scalars())
         return frozenset(found)
 
