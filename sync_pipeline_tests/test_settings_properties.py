@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -21,11 +22,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from sync_pipeline.adapters.sheets.file import FileSheetSource
 from sync_pipeline.definitions import defs
 from sync_pipeline.defs.resources import SyncDatabase
 from sync_pipeline.defs.schedules import seller_sync_schedule
 from sync_pipeline.defs.settings import UpdateSyncSettingsConfig
 from sync_pipeline.domain.alerts import AlertType
+from sync_pipeline.domain.errors import SyncError
 from sync_pipeline.domain.settings import MIN_SYNC_INTERVAL_MINUTES, Settings, SettingsError, setting_docs
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
@@ -155,6 +158,14 @@ def test_property_43_consecutive_failure_threshold_is_configurable(
     # The next sync starts with the new value in force (recorded on its audit row).
     done = sync_verify_repair(db, sheet(ROWS))
     assert audit_row(db, done.summary.sync_id)["settings"]["consecutive_failure_threshold"] == "5"
+    # And the failure rule uses it: two failed syncs in a row alert with the threshold at 2 (not at the default 3).
+    assert run_settings_job(instance, database_url, consecutive_failure_threshold=2).success
+    missing = FileSheetSource(Path("/nonexistent/sellers.csv"))
+    for _ in range(2):
+        with pytest.raises(SyncError):
+            sync_verify_repair(db, missing)
+    streak = [a for a in list_alerts(db, limit=100) if a.alert_type == AlertType.CONSECUTIVE_FAILURES]
+    assert len(streak) == 1
 
 
 def gap_alerts(db: Database) -> int:
