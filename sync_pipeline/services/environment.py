@@ -25,7 +25,6 @@ SHEET_WORKSHEET_ENV = "SYNC_SHEET_WORKSHEET"
 SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
 GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own name, the fallback
 SHEETS_API_URL_ENV = "SYNC_SHEETS_API_URL"
-DEFAULTS: Mapping[str, str] = {DATABASE_URL_ENV: DEFAULT_DATABASE_URL, SHEET_SOURCE_ENV: str(DEFAULT_SHEET_SOURCE)}
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,6 @@ class Environment:
             credentials_file=self.credentials_file,
             sheets_api_url=self.sheets_api_url,
         )
-
-    @property
-    def safe_database_url(self) -> str:
-        return safe_url(self.database_url)
 
 
 def safe_url(url: str) -> str:
