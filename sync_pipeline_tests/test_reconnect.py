@@ -25,13 +25,14 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True
 
 
 def terminate_backend_before_upserts(engine: sa.Engine, admin_url: str, times: int) -> list[int]:
-    """Kill the connection that is about to upsert sellers, `times` times; returns the killed backend pids."""
+    """Kill the connection that is about to write sellers (the chunk statement), `times` times; returns the killed
+    backend pids."""
     killed: list[int] = []
     admin = make_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def kill(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if len(killed) < times and statement.lstrip().upper().startswith("INSERT INTO SELLERS"):
+        if len(killed) < times and "INSERT INTO SELLERS" in statement.upper():
             pid = conn.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
             with admin.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})

@@ -17,6 +17,8 @@ from sync_pipeline.domain.sheet import Rejection
 
 # Rejection rules that are integrity rules (Requirement 8) rather than unparseable values.
 INTEGRITY_RULES = frozenset({"required", "seller_number_format", "duplicate_seller_number"})
+# The record-log reason of a planned write skipped because the row's version moved on after the diff read it (P40).
+CONFLICT_UNDERNEATH_REASON = "changed underneath the sync (version moved on); not overwritten, next sync retries"
 
 
 class SyncKind(enum.StrEnum):
@@ -127,10 +129,7 @@ def chunk_record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]
     for position, (key, action, row, expected) in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
         sheet_row = int(row)
         if key not in written:
-            detail = {
-                "reason": "changed underneath the sync (version moved on); not overwritten, next sync retries",
-                "expected_version": expected,
-            }
+            detail = {"reason": CONFLICT_UNDERNEATH_REASON, "expected_version": expected}
             logs.append(RecordLog(key, RecordAction.CONFLICT, sheet_row, detail))
         elif action == Action.INSERT:
             logs.append(RecordLog(key, RecordAction.INSERTED, sheet_row))

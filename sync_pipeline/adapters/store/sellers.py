@@ -46,7 +46,7 @@ def _stage_table(dialect: str) -> sa.Table:
     return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
 
 
-def _stage_arrow(values: pd.Series, name: str) -> pa.Array:
+def stage_arrow(values: pd.Series, name: str) -> pa.Array:
     """One staging column as Arrow, typed as its table column is, missing values null."""
     objects = values.where(values.notna(), None).to_numpy(dtype=object)
     kind = FIELD_BY_NAME[name].kind if name in FIELD_BY_NAME else None
@@ -62,7 +62,7 @@ def _stage_arrow(values: pd.Series, name: str) -> pa.Array:
 def _stage_csv(frame: pd.DataFrame) -> bytes:
     """The staging rows as COPY CSV, written by Arrow: an unquoted empty field is NULL (normalisation never leaves
     empty strings), timestamps as YYYY-MM-DD HH:MM:SS, dates as YYYY-MM-DD."""
-    table = pa.table({name: _stage_arrow(frame[name], name) for name in STAGE_COLUMNS})
+    table = pa.table({name: stage_arrow(frame[name], name) for name in STAGE_COLUMNS})
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
     return bytes(sink.getvalue())

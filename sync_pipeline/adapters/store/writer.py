@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.retry import retry_call
 from sync_pipeline.adapters.sheets.base import RetryEvent
+from sync_pipeline.adapters.store import bulk
 from sync_pipeline.adapters.store.audit import AuditStore
 from sync_pipeline.adapters.store.lock import SyncLock, SyncLockLostError
 from sync_pipeline.adapters.store.sellers import SellerStore
@@ -155,6 +156,8 @@ class ChunkWriter:
             raise SyncError(ErrorCategory.CONFLICT, str(exc)) from exc
         now = self.clock.now()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # sellers, properties and record logs in one statement
+                return bulk.write_chunk(conn, chunk, now, self.sync_id)
             written = self.sellers.apply_chunk(conn, chunk, now)
             self.audit.log_records(conn, self.sync_id, chunk_record_logs(chunk, written), now)
         return written

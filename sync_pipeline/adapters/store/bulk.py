@@ -1,0 +1,132 @@
+"""The Postgres write path: one chunk of the change set in one COPY and one statement.
+
+The chunk's rows are staged by `COPY` (CSV written by Arrow) into a temporary table that is dropped at commit; then a
+single statement with data-modifying CTEs does everything else on the server, where the rows already are:
+
+- `inserted`: every staged row `INSERT … ON CONFLICT (seller_number) DO NOTHING`. A planned insert whose key appeared
+  in the meantime is not written (it is returned as lost, so the caller logs a conflict); a planned update whose row
+  vanished in the meantime is inserted afresh, as the row-by-row upsert always did.
+- `updated`: `UPDATE sellers … FROM stage WHERE version = expected_version`: the optimistic lock (Property 40) as a
+  join, so a row another writer changed after the diff read it is skipped, never overwritten.
+- `props`: the written sellers' property rows (insert, or update of the one that exists), joined on the ids the two
+  writes returned, so nothing travels back to the client.
+- `logs`: one `sync_record_logs` row per staged seller (inserted, updated, conflict), built by `INSERT … SELECT`.
+- The statement returns only the seller numbers it did *not* write.
+
+Everything is one transaction per chunk, so a crash or a cancel leaves whole chunks only and never a seller without
+its property or its record log. SQLite keeps the plainer path in `SellerStore.apply_chunk` + `AuditStore.log_records`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.store.sellers import STAGE_COLUMNS, stage_arrow
+from sync_pipeline.adapters.store.tables import properties, sellers
+from sync_pipeline.domain.audit import CONFLICT_UNDERNEATH_REASON, RecordAction, conflict_detail
+from sync_pipeline.domain.diff import Action
+from sync_pipeline.domain.fields import PROPERTY_FIELDS, SELLER_FIELDS
+
+BULK_STAGE = "sync_bulk_stage"  # temporary, per transaction; a name no permanent table uses
+BULK_STAGE_COLUMNS: tuple[str, ...] = (*STAGE_COLUMNS, "sheet_wins_detail")
+_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
+
+
+def _stage_ddl() -> str:
+    """CREATE TEMP TABLE with the column types of `sellers` and `properties` (compiled by SQLAlchemy), no key: the
+    statement joins the stage as a whole, so an index would only cost its build."""
+    dialect = sa.dialects.postgresql.dialect()  # type: ignore[attr-defined]
+    types = {c.name: c.type for c in (*sellers.c, *properties.c)}
+    columns = [f"{name} {types[name].compile(dialect=dialect)}" for name in (*SELLER_FIELDS, *PROPERTY_FIELDS)]
+    columns += ["sheet_row integer", "row_hash varchar(32)", "expected_version integer", "sheet_wins_detail jsonb"]
+    return f"CREATE TEMPORARY TABLE {BULK_STAGE} ({', '.join(columns)}) ON COMMIT DROP"
+
+
+STAGE_DDL = _stage_ddl()
+COPY_STAGE = f"COPY {BULK_STAGE} ({', '.join(BULK_STAGE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+
+_SET_SELLER = ", ".join(f"{c} = s.{c}" for c in _DATA_COLUMNS if c != "seller_number")
+_SET_PROPERTY = ", ".join(f"{c} = excluded.{c}" for c in PROPERTY_FIELDS)
+_DATA = ", ".join(_DATA_COLUMNS)
+_PROPS = ", ".join(PROPERTY_FIELDS)
+
+# Every name below is a constant of this module; values travel as bound parameters only.
+CHUNK_STATEMENT = f"""
+WITH inserted AS (
+    INSERT INTO sellers ({_DATA}, version, synced_version, synced_at, created_at, updated_at)
+    SELECT {_DATA}, 1, 1, %(now)s, %(now)s, %(now)s FROM {BULK_STAGE}
+    ON CONFLICT (seller_number) DO NOTHING
+    RETURNING id, seller_number
+), updated AS (
+    UPDATE sellers SET {_SET_SELLER}, version = sellers.version + 1, synced_version = sellers.version + 1,
+        synced_at = %(now)s, updated_at = %(now)s
+    FROM {BULK_STAGE} s
+    WHERE sellers.seller_number = s.seller_number AND sellers.version = s.expected_version
+    RETURNING sellers.id, sellers.seller_number
+), written AS (
+    SELECT id, seller_number FROM inserted UNION ALL SELECT id, seller_number FROM updated
+), props AS (
+    INSERT INTO properties (seller_id, {_PROPS}, created_at, updated_at)
+    SELECT w.id, {", ".join(f"s.{c}" for c in PROPERTY_FIELDS)}, %(now)s, %(now)s
+    FROM written w JOIN {BULK_STAGE} s USING (seller_number)
+    ON CONFLICT (seller_id) DO UPDATE SET {_SET_PROPERTY}, updated_at = %(now)s
+), logs AS (
+    INSERT INTO sync_record_logs (sync_id, seller_number, action, sheet_row, detail, created_at)
+    SELECT %(sync_id)s, s.seller_number,
+        CASE WHEN w.seller_number IS NULL OR s.sheet_wins_detail IS NOT NULL THEN '{RecordAction.CONFLICT.value}'
+             WHEN s.expected_version IS NULL THEN '{RecordAction.INSERTED.value}'
+             ELSE '{RecordAction.UPDATED.value}' END,
+        s.sheet_row,
+        CASE WHEN w.seller_number IS NULL
+             THEN json_build_object('reason', %(reason)s::text, 'expected_version', s.expected_version)
+             ELSE s.sheet_wins_detail::json END,
+        %(now)s
+    FROM {BULK_STAGE} s LEFT JOIN written w USING (seller_number)
+    ORDER BY s.sheet_row
+)
+SELECT s.seller_number FROM {BULK_STAGE} s LEFT JOIN written w USING (seller_number) WHERE w.seller_number IS NULL
+"""
+
+
+def stage_csv(chunk: pd.DataFrame) -> bytes:
+    """The chunk as COPY CSV in BULK_STAGE_COLUMNS order (an unquoted empty field is NULL)."""
+    columns = {name: stage_arrow(chunk[name], name) for name in STAGE_COLUMNS}
+    columns["sheet_wins_detail"] = pa.array(_sheet_wins_details(chunk), type=pa.large_string())
+    sink = pa.BufferOutputStream()
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    pa_csv.write_csv(pa.table(columns), sink, write_options=options)
+    return bytes(sink.getvalue())
+
+
+def _sheet_wins_details(chunk: pd.DataFrame) -> list[str | None]:
+    """The conflict detail (both sides, P41) of the rows where the sheet wins a conflict; None elsewhere. Such rows are
+    few, so they are the only ones turned into dicts."""
+    details: list[str | None] = [None] * len(chunk)
+    wins = (chunk["action"] == Action.CONFLICT_SHEET_WINS.value).to_numpy()
+    for position in wins.nonzero()[0]:
+        row = chunk.iloc[int(position)].to_dict()
+        details[int(position)] = json.dumps(conflict_detail(row, frozenset()), ensure_ascii=False)
+    return details
+
+
+def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
+    """Write one chunk of planned changes (sellers, properties, record logs) in the caller's transaction; return the
+    seller numbers written. A row the database refuses fails the whole statement (the writer then isolates it)."""
+    if chunk.empty:
+        return set()
+    data = stage_csv(chunk)
+    conn.exec_driver_sql(STAGE_DDL)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(COPY_STAGE) as copy:
+        copy.write(data)
+    # Through SQLAlchemy, so that a refusal arrives as a DBAPIError and a lost connection is recognised as such.
+    parameters = {"now": now, "sync_id": sync_id, "reason": CONFLICT_UNDERNEATH_REASON}
+    result = conn.exec_driver_sql(CHUNK_STATEMENT, parameters)
+    lost = set(result.scalars().all())
+    return set(chunk["seller_number"].tolist()) - lost
