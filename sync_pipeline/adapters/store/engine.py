@@ -46,9 +46,11 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)  # a dropped connection is replaced before use (Requirement 7.2)
     # Sessions in UTC whatever the server's TimeZone: timestamptz cast to text (the content hash), CURRENT_TIMESTAMP
-    # and COPY of zone-less text all follow the session zone. A libpq option, so it survives pool resets.
+    # and COPY of zone-less text all follow the session zone. JIT off: the sync's statements are large but simple
+    # (a chunk's write, the verification's hash scan), and Postgres's default JIT compiled each one for 0.3-0.7 s,
+    # more than the statement itself took. libpq options, so they survive pool resets.
     connect_args = dict(kwargs.pop("connect_args", {}))
-    connect_args.setdefault("options", "-c TimeZone=UTC")
+    connect_args.setdefault("options", "-c TimeZone=UTC -c jit=off")
     kwargs["connect_args"] = connect_args
     return sa.create_engine(url, **kwargs)
 

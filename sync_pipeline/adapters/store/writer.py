@@ -11,8 +11,10 @@ transient ones are retried.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -54,18 +56,50 @@ class ChunkWriter:
     sellers: SellerStore = field(default_factory=SellerStore)
     audit: AuditStore = field(default_factory=AuditStore)
     sleep: Callable[[float], None] = time.sleep
+    workers: int = 2  # chunks in flight at once on Postgres (SQLite has one writer: always 1)
+    _lock_check: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def write(self, to_write: pd.DataFrame, chunk_size: int, on_chunk: ChunkListener | None = None) -> WriteOutcome:
+        """Write `to_write` chunk by chunk; on Postgres two chunks are in flight at once, each on its own connection
+        and in its own transaction, so the server works on one while the next is prepared and sent.
+
+        The chunks hold disjoint sellers, so the two transactions never wait for each other. When a chunk fails for
+        good, or the run is cancelled, no new chunk starts and the one still in flight finishes (commits or rolls
+        back whole) before the error goes on: a chunk is never left half-written.
+        """
         outcome = WriteOutcome()
         done = 0
-        for chunk in _chunks(to_write, chunk_size):
-            written, failed = self._chunk(chunk)
-            outcome.written |= written
-            outcome.failures.update(failed)
-            done += len(chunk)
-            if on_chunk is not None:
-                on_chunk(done)
+
+        def collect(finished: Iterable[Future[tuple[set[str], dict[str, str], int]]]) -> None:
+            nonlocal done
+            for future in finished:
+                written, failed, rows = future.result()
+                outcome.written |= written
+                outcome.failures.update(failed)
+                done += rows
+                if on_chunk is not None:
+                    on_chunk(done)
+
+        workers = self.workers if self.engine.dialect.name == "postgresql" else 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk-writer") as pool:
+            pending: set[Future[tuple[set[str], dict[str, str], int]]] = set()
+            try:
+                for chunk in _chunks(to_write, chunk_size):
+                    if len(pending) >= workers:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        collect(finished)
+                    pending.add(pool.submit(self._sized_chunk, chunk))
+                finished, pending = wait(pending)
+                collect(finished)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
         return outcome
+
+    def _sized_chunk(self, chunk: pd.DataFrame) -> tuple[set[str], dict[str, str], int]:
+        written, failed = self._chunk(chunk)
+        return written, failed, len(chunk)
 
     def _chunk(self, chunk: pd.DataFrame) -> tuple[set[str], dict[str, str]]:
         """One chunk in one transaction; when the chunk fails, retry its rows one by one to isolate the bad ones."""
@@ -146,7 +180,9 @@ class ChunkWriter:
 
     def _write(self, chunk: pd.DataFrame) -> set[str]:
         try:
-            if self.lock.ensure_held():
+            with self._lock_check:  # the lock's own session is shared by the chunks in flight
+                reacquired = self.lock.ensure_held()
+            if reacquired:
                 self._log_recovery(
                     RecoveryAction.LOCK_REACQUIRED,
                     "the sync lock's own database session was lost; the lock was free and was taken back before "
