@@ -28,7 +28,7 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.sellers import STAGE_COLUMNS, stage_arrow
-from sync_pipeline.adapters.store.tables import properties, sellers
+from sync_pipeline.adapters.store.tables import SELLERS, properties, sellers
 from sync_pipeline.domain.audit import CONFLICT_UNDERNEATH_REASON, RecordAction, conflict_detail
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.fields import PROPERTY_FIELDS, SELLER_FIELDS
@@ -56,12 +56,22 @@ _SET_PROPERTY = ", ".join(f"{c} = excluded.{c}" for c in PROPERTY_FIELDS)
 _DATA = ", ".join(_DATA_COLUMNS)
 _PROPS = ", ".join(PROPERTY_FIELDS)
 
-# Every name below is a constant of this module; values travel as bound parameters only.
-CHUNK_STATEMENT = f"""
+_INSERT_GUARDS = {
+    # The fast path: a plain insert of the keys absent when the statement starts. Without ON CONFLICT's speculative
+    # insertion it writes a new seller in about half the server time.
+    "fast": "s WHERE NOT EXISTS (SELECT 1 FROM sellers x WHERE x.seller_number = s.seller_number)",
+    # The safe path, after the fast one met a key another writer inserted at that very moment (a unique violation).
+    "safe": "s ON CONFLICT (seller_number) DO NOTHING",
+}
+
+
+def _chunk_statement(insert_guard: str) -> str:
+    """The chunk's statement; every name in it is a constant of this module, values travel as bound parameters."""
+    return f"""
 WITH inserted AS (
     INSERT INTO sellers ({_DATA}, version, synced_version, synced_at, created_at, updated_at)
-    SELECT {_DATA}, 1, 1, %(now)s, %(now)s, %(now)s FROM {BULK_STAGE}
-    ON CONFLICT (seller_number) DO NOTHING
+    SELECT {", ".join(f"s.{c}" for c in _DATA_COLUMNS)}, 1, 1, %(now)s, %(now)s, %(now)s
+    FROM {BULK_STAGE} {insert_guard}
     RETURNING id, seller_number
 ), updated AS (
     UPDATE sellers SET {_SET_SELLER}, version = sellers.version + 1, synced_version = sellers.version + 1,
@@ -69,13 +79,17 @@ WITH inserted AS (
     FROM {BULK_STAGE} s
     WHERE sellers.seller_number = s.seller_number AND sellers.version = s.expected_version
     RETURNING sellers.id, sellers.seller_number
-), written AS (
-    SELECT id, seller_number FROM inserted UNION ALL SELECT id, seller_number FROM updated
+), new_props AS (  -- a seller inserted now has no property yet: a plain insert
+    INSERT INTO properties (seller_id, {_PROPS}, created_at, updated_at)
+    SELECT i.id, {", ".join(f"s.{c}" for c in PROPERTY_FIELDS)}, %(now)s, %(now)s
+    FROM inserted i JOIN {BULK_STAGE} s USING (seller_number)
 ), props AS (
     INSERT INTO properties (seller_id, {_PROPS}, created_at, updated_at)
-    SELECT w.id, {", ".join(f"s.{c}" for c in PROPERTY_FIELDS)}, %(now)s, %(now)s
-    FROM written w JOIN {BULK_STAGE} s USING (seller_number)
+    SELECT u.id, {", ".join(f"s.{c}" for c in PROPERTY_FIELDS)}, %(now)s, %(now)s
+    FROM updated u JOIN {BULK_STAGE} s USING (seller_number)
     ON CONFLICT (seller_id) DO UPDATE SET {_SET_PROPERTY}, updated_at = %(now)s
+), written AS (
+    SELECT seller_number FROM inserted UNION ALL SELECT seller_number FROM updated
 ), logs AS (
     INSERT INTO sync_record_logs (sync_id, seller_number, action, sheet_row, detail, created_at)
     SELECT %(sync_id)s, s.seller_number,
@@ -92,6 +106,10 @@ WITH inserted AS (
 )
 SELECT s.seller_number FROM {BULK_STAGE} s LEFT JOIN written w USING (seller_number) WHERE w.seller_number IS NULL
 """
+
+
+CHUNK_STATEMENT = _chunk_statement(_INSERT_GUARDS["fast"])
+SAFE_CHUNK_STATEMENT = _chunk_statement(_INSERT_GUARDS["safe"])
 
 
 def stage_csv(chunk: pd.DataFrame) -> bytes:
@@ -127,6 +145,17 @@ def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync
         copy.write(data)
     # Through SQLAlchemy, so that a refusal arrives as a DBAPIError and a lost connection is recognised as such.
     parameters = {"now": now, "sync_id": sync_id, "reason": CONFLICT_UNDERNEATH_REASON}
-    result = conn.exec_driver_sql(CHUNK_STATEMENT, parameters)
-    lost = set(result.scalars().all())
+    try:
+        with conn.begin_nested():
+            lost = set(conn.exec_driver_sql(CHUNK_STATEMENT, parameters).scalars().all())
+    except sa.exc.IntegrityError as exc:
+        if not _is_seller_key_race(exc):
+            raise
+        lost = set(conn.exec_driver_sql(SAFE_CHUNK_STATEMENT, parameters).scalars().all())
     return set(chunk["seller_number"].tolist()) - lost
+
+
+def _is_seller_key_race(exc: sa.exc.IntegrityError) -> bool:
+    """A unique violation on `sellers.seller_number`: a seller inserted by someone else after the fast path looked."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(exc.orig, "sqlstate", None) == "23505" and getattr(diag, "table_name", None) == SELLERS

@@ -1,0 +1,109 @@
+"""The Postgres write path (adapters/store/bulk.py): its fast insert and the safe path it falls back to (P40).
+
+The fast path inserts the keys absent when its statement starts, without ON CONFLICT. When another writer inserts one
+of those keys while the statement runs, Postgres raises a unique violation; the chunk then runs again with
+`ON CONFLICT DO NOTHING`, and the other writer's row is kept and logged as a conflict, not overwritten and not failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sync_pipeline.adapters.store import bulk
+from sync_pipeline.domain.audit import SyncStatus
+from sync_pipeline.domain.clock import FixedClock
+from sync_pipeline.services.database import Database
+from sync_pipeline.services.resync import sync_verify_repair
+from sync_pipeline_tests.support.sheets import seller_row, sheet
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+KEYS = [f"BW{i:05d}" for i in range(1, 6)]
+RACED = KEYS[2]
+
+
+def insert_raced_seller(conn: sa.Connection) -> None:
+    conn.execute(
+        sa.text("INSERT INTO sellers (seller_number, name, version) VALUES (:key, 'entered in the app', 1)"),
+        {"key": RACED},
+    )
+
+
+def test_property_40_a_key_inserted_by_another_writer_during_the_fast_insert_is_kept_and_logged_as_a_conflict(
+    engine: sa.Engine,
+) -> None:
+    db = Database(engine=engine, clock=FixedClock(dt.datetime(2026, 3, 1)))
+    other = engine.connect()
+    other_tx = other.begin()
+    statements: list[str] = []
+    committed = threading.Event()
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def race(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if statement in (bulk.CHUNK_STATEMENT, bulk.SAFE_CHUNK_STATEMENT):
+            statements.append("fast" if statement == bulk.CHUNK_STATEMENT else "safe")
+        if statement == bulk.CHUNK_STATEMENT and not committed.is_set():
+            # The other writer has inserted the key but not committed: the fast statement does not see it, waits on
+            # the unique index, and fails with a unique violation once the other writer commits.
+            insert_raced_seller(other)
+            timer = threading.Timer(0.5, lambda: (other_tx.commit(), committed.set()))
+            timer.start()
+
+    try:
+        run = sync_verify_repair(db, sheet([seller_row(k) for k in KEYS]))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", race)
+        other.close()
+    assert committed.is_set() and statements == ["fast", "safe"]
+    assert run.summary.status is SyncStatus.SUCCEEDED
+    assert run.summary.counts.inserted == len(KEYS) - 1 and run.summary.counts.failed == 0
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.text("SELECT seller_number, name FROM sellers")).all())
+        actions = dict(
+            conn.execute(
+                sa.text("SELECT seller_number, action FROM sync_record_logs WHERE sync_id = :s"),
+                {"s": run.summary.sync_id},
+            ).all()
+        )
+    assert names[RACED] == "entered in the app"  # the other writer's row, not overwritten
+    assert actions[RACED] == "conflict" and {actions[k] for k in KEYS if k != RACED} == {"inserted"}
+
+
+def test_property_40_a_chunk_writes_sellers_properties_and_record_logs_together(engine: sa.Engine) -> None:
+    """One statement per chunk: every written seller has exactly one property and one record log."""
+    db = Database(engine=engine, clock=FixedClock(dt.datetime(2026, 3, 1)))
+    with engine.begin() as conn:
+        insert_raced_seller(conn)  # entered in the app after the sheet's 更新日時: the app's edit wins (P41)
+    first = sync_verify_repair(db, sheet([seller_row(k) for k in KEYS])).summary
+    assert first.counts.inserted == len(KEYS) - 1 and first.counts.conflicts == 1
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT s.seller_number, count(p.id) AS props FROM sellers s "
+                "LEFT JOIN properties p ON p.seller_id = s.id GROUP BY s.seller_number"
+            )
+        ).all()
+        logs = conn.execute(
+            sa.text("SELECT count(*) FROM sync_record_logs WHERE sync_id = :s"), {"s": first.sync_id}
+        ).scalar_one()
+    assert {key: props for key, props in rows} == {**dict.fromkeys(KEYS, 1), RACED: 0}  # the app's row kept as it was
+    assert logs == len(KEYS)  # four inserted, one conflict
+
+    rows_2 = [seller_row(k, property_address="大阪府大阪市北区1-1", updated="2025-02-01 09:00") for k in KEYS]
+    second = sync_verify_repair(db, sheet(rows_2)).summary
+    assert second.counts.updated == len(KEYS) - 1 and second.counts.conflicts == 1  # the app's row still wins
+    with engine.connect() as conn:
+        props = conn.execute(
+            sa.text(
+                "SELECT s.seller_number, p.property_address, s.version FROM sellers s "
+                "JOIN properties p ON p.seller_id = s.id"
+            )
+        ).all()
+    # The updated sellers' existing property rows were updated in place (still one each), their version bumped.
+    assert {key: (address, version) for key, address, version in props} == dict.fromkeys(
+        [k for k in KEYS if k != RACED], ("大阪府大阪市北区1-1", 2)
+    )
