@@ -73,10 +73,32 @@ def is_in(values: pd.Series, keys: Iterable[str]) -> np.ndarray:
 
 
 def positions(keys: pa.ChunkedArray, among: pa.ChunkedArray) -> np.ndarray:
-    """For each of `keys`, its position in `among` (a column of distinct keys), -1 where absent; a hash join in Arrow,
-    with no Python object per key."""
-    found = pc.index_in(keys, value_set=among)  # type: ignore[attr-defined]
-    return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
+    """For each of `keys`, its position in `among` (a column of distinct keys), -1 where absent; no Python object per
+    key.
+
+    The database returns rows in the order the sync wrote them, which is mostly the sheet's: keys equal at the same
+    position pair without hashing; only the others go through Arrow's hash lookup, against the rows still unpaired
+    (keys are distinct on both sides, so a row paired by position is nobody else's). A hash lookup of 1,000,000 keys
+    takes 0.4 to 0.6 s here, most of the compare's own work.
+    """
+    at = np.full(len(keys), -1, dtype=np.int64)
+    common = min(len(keys), len(among))
+    if common:
+        same = pc.fill_null(pc.equal(keys.slice(0, common), among.slice(0, common)), False)
+        aligned = np.flatnonzero(np.asarray(same.to_numpy(), dtype=bool))
+        at[aligned] = aligned
+    rest = np.flatnonzero(at < 0)
+    if len(rest) and len(among):
+        free = np.ones(len(among), dtype=bool)
+        free[at[at >= 0]] = False
+        unpaired = np.flatnonzero(free)
+        if len(unpaired):
+            probe = keys if len(rest) == len(keys) else keys.take(pa.array(rest))
+            table = among if len(unpaired) == len(among) else among.take(pa.array(unpaired))
+            found = pc.index_in(probe, value_set=table)  # type: ignore[attr-defined]
+            hit = np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
+            at[rest[hit >= 0]] = unpaired[hit[hit >= 0]]
+    return at
 
 
 def take(values: pd.Series, at: np.ndarray) -> pd.Series:

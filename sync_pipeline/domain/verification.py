@@ -213,6 +213,16 @@ def _differs(both: pd.DataFrame) -> np.ndarray:
     return ~np.asarray(pc.fill_null(equal, False).to_numpy(), dtype=bool)  # a missing hash differs
 
 
+def unconfirmed_keys(hashes: pd.DataFrame, matched: pd.DataFrame) -> frozenset[str]:
+    """Database sellers whose content is not known to equal a valid sheet row: those whose hash differs from their
+    sheet row's and those the valid rows do not have. Only these can break a rule the sheet's validation enforces
+    (required fields, seller-number format): a row whose stored content hashes to a valid row's hash holds that
+    row's values, which passed the same rules."""
+    in_sheet = np.zeros(len(hashes), dtype=bool)
+    in_sheet[matched["db_position"].to_numpy()[~_differs(matched)]] = True
+    return _keys_at(hashes, ~in_sheet)
+
+
 def _keys_at(frame: pd.DataFrame, where: np.ndarray) -> frozenset[str]:
     return frozenset(text_array(frame[KEY_FIELD]).filter(pa.array(where)).to_pylist()) if where.any() else frozenset()
 
@@ -397,7 +407,11 @@ def verify_frames(
         orphans=orphans,
         integrity=issues,
         seconds=seconds,
-        sheet_rows={str(k): int(r) for k, r in sheet_rows.items() if k in repair},
+        sheet_rows={
+            str(k): int(r)
+            for k, r in zip(sheet_rows.index.tolist(), sheet_rows.to_numpy().tolist(), strict=True)
+            if k in repair
+        },
     )
 
 

@@ -30,9 +30,11 @@ from sync_pipeline.domain.verification import (
     IntegrityRules,
     Verification,
     differing_keys,
+    empty_missing_frame,
     match_hashes,
     quote_keys,
     sample,
+    unconfirmed_keys,
     verify_frames,
 )
 from sync_pipeline.services.alerts import raise_alert
@@ -53,8 +55,9 @@ class AlreadyVerifiedError(RuntimeError):
 def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -> Verification:
     """The verdict on `snapshot` against the database as it is now; reads only.
 
-    Three set-based queries: every seller's key and stored-content hash; the sync bookkeeping of just the sellers
-    whose hash differs from the sheet; the required fields found empty. The comparison is column work in Arrow
+    At most three set-based queries: every seller's key and stored-content hash; the sync bookkeeping of just the
+    sellers whose hash differs from the sheet; the required fields found empty among the sellers not confirmed equal
+    to a valid sheet row (none when every hash matches). The comparison is column work in Arrow
     (domain.verification): no Python object per seller unless it is reported.
     """
     t0 = time.perf_counter()
@@ -65,7 +68,14 @@ def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -
         differing = differing_keys(matched)
         # (when many differ, the store reads everyone's in bulk rather than through a huge key list)
         state = db.sellers.load_state(conn, keys=sorted(differing)) if differing else empty_state()
-        missing = db.sellers.missing_required(conn, settings.required_fields)
+        # Required fields only of the sellers not confirmed equal to a valid sheet row (validated under the same
+        # settings): none after a sync that wrote everything, so no scan at all.
+        unconfirmed = unconfirmed_keys(hashes, matched)
+        missing = (
+            db.sellers.missing_required(conn, settings.required_fields, keys=sorted(unconfirmed))
+            if unconfirmed
+            else empty_missing_frame()
+        )
     rejected_keys = frozenset(r.seller_number for r in snapshot.rejections if r.seller_number)
     verification = verify_frames(
         sheet,

@@ -248,14 +248,21 @@ class SellerStore:
             sellers.c.synced_version,
             properties.c.id.is_not(None).label("has_property"),
         ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))
-        return read_frame(conn, query, HASH_SCHEMA, part_by=sellers.c.id)
+        return read_frame(conn, query, HASH_SCHEMA, part_by=sellers.c.id, costly_rows=True)
 
-    def missing_required(self, conn: sa.Connection, required_fields: Sequence[str]) -> pd.DataFrame:
-        """[seller_number, field, sheet_row] of every seller whose required field is empty in the database.
+    def missing_required(
+        self, conn: sa.Connection, required_fields: Sequence[str], keys: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """[seller_number, field, sheet_row] of every seller (or of `keys`) whose required field is empty in the
+        database.
 
         One scan per required field (UNION ALL), returning only the offenders. A property field is only checked where
-        the property record exists (a missing record is its own integrity rule).
+        the property record exists (a missing record is its own integrity rule). Above KEYED_READ_LIMIT keys the
+        whole table is checked (the offenders are few either way).
         """
+        wanted = None if keys is None else list(keys)
+        if wanted is not None and len(wanted) > KEYED_READ_LIMIT:
+            wanted = None
         joined = sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id)
         selects = []
         for name in required_fields:
@@ -267,6 +274,8 @@ class SellerStore:
                 empty = sa.or_(empty, sa.func.trim(column) == "")
             if table is properties:
                 empty = sa.and_(properties.c.id.is_not(None), empty)
+            if wanted is not None:
+                empty = sa.and_(among(sellers.c.seller_number, wanted, conn.dialect.name), empty)
             selects.append(
                 sa.select(sellers.c.seller_number, sa.literal(name).label("field"), sellers.c.sheet_row)
                 .select_from(joined)
