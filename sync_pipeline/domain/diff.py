@@ -102,7 +102,10 @@ def positions(keys: pa.ChunkedArray, among: pa.ChunkedArray) -> np.ndarray:
 
 
 def take(values: pd.Series, at: np.ndarray) -> pd.Series:
-    """`values` at positions `at` (-1 gives a missing value), keeping the column's dtype."""
+    """`values` at positions `at` (-1 gives a missing value), keeping the column's dtype; without copying when `at`
+    is every position in order (the database rows came in the sheet's order)."""
+    if len(at) == len(values) and np.array_equal(at, np.arange(len(at))):
+        return values.reset_index(drop=True)
     return pd.Series(values.array.take(at, allow_fill=True), name=values.name)
 
 
