@@ -26,6 +26,7 @@ from sync_pipeline.domain.verification import (
     empty_hash_frame,
     empty_missing_frame,
     match_hashes,
+    unconfirmed_keys,
     verify_frames,
 )
 
@@ -229,3 +230,14 @@ def test_property_33_format_check_uses_ascii_digits_like_ingestion() -> None:
     sheet, db = _frames({"AB00001": "in_step"}, ["AB٠١٢٣٤"])  # Arabic-Indic digits: \d without re.ASCII accepts them
     v = run(sheet, db)
     assert [(i.seller_number, i.rule) for i in v.integrity] == [("AB٠١٢٣٤", IntegrityRule.SELLER_NUMBER_FORMAT)]
+
+
+def test_only_rows_not_confirmed_by_a_valid_sheet_row_need_the_required_field_scan() -> None:
+    """A database row whose stored content hashes to its valid sheet row's hash holds values that passed the sheet's
+    rules; the sellers left to check are those whose hash differs and those the valid rows do not have."""
+    sheet, db = _frames({"AB00001": "in_step", "AB00002": "raw_edit", "AB00003": "absent", "AB00004": "app_touch"}, [])
+    db = pd.concat([db, pd.DataFrame([_orphan("AB00900")], columns=list(DB_COLUMNS))], ignore_index=True)
+    hashes = db.loc[:, list(HASH_COLUMNS)]
+    assert unconfirmed_keys(hashes, match_hashes(sheet, hashes)) == {"AB00002", "AB00900"}
+    arrow = hashes.astype({"seller_number": "str", "db_hash": "str"})
+    assert unconfirmed_keys(arrow, match_hashes(sheet, arrow)) == {"AB00002", "AB00900"}

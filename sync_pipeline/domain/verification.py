@@ -23,9 +23,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from sync_pipeline.domain.diff import STATE_COLUMNS, edited_outside, utc_times
+from sync_pipeline.domain.diff import (
+    STATE_COLUMNS,
+    edited_outside,
+    is_in,
+    positions,
+    sheet_newer,
+    text_array,
+    text_series,
+)
 from sync_pipeline.domain.fields import FIELD_BY_NAME, KEY_FIELD
 from sync_pipeline.domain.schema import seller_number_regex
 from sync_pipeline.domain.sheet import a1
@@ -174,11 +185,21 @@ class IntegrityRules:
 
 
 def match_hashes(sheet: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
-    """The sheet's sellers that are in the database: key, sheet row hash, 更新日時 and stored-content hash."""
-    # Keys are unique on both sides (ingestion rejects duplicates, the table has a unique constraint), so the merge
-    # skips pandas' one-to-one validation, which costs more than the merge itself on 100,000 rows.
-    return sheet.loc[:, ["seller_number", "row_hash", "sheet_updated_at"]].merge(
-        hashes.loc[:, ["seller_number", "db_hash"]], on=KEY_FIELD, how="inner"
+    """The sheet's sellers that are in the database: key, sheet row hash and stored-content hash, with the row of
+    each side (`sheet_position`, `db_position`: positions in `sheet` and `hashes`)."""
+    # Keys are unique on both sides (ingestion rejects duplicates, the table has a unique constraint): paired by a hash
+    # join in Arrow, with no Python object per key.
+    keys = text_array(sheet[KEY_FIELD])
+    at = positions(keys, text_array(hashes[KEY_FIELD]))
+    inside = np.flatnonzero(at >= 0)
+    return pd.DataFrame(
+        {
+            KEY_FIELD: text_series(keys.take(pa.array(inside))),
+            "row_hash": text_series(text_array(sheet["row_hash"]).take(pa.array(inside))),
+            "db_hash": text_series(text_array(hashes["db_hash"]).take(pa.array(at[inside]))),
+            "sheet_position": inside,
+            "db_position": at[inside],
+        }
     )
 
 
@@ -187,8 +208,23 @@ def differing_keys(matched: pd.DataFrame) -> frozenset[str]:
     return frozenset(matched.loc[_differs(matched), KEY_FIELD])
 
 
-def _differs(both: pd.DataFrame) -> pd.Series:
-    return both["db_hash"].astype(object) != both["row_hash"].astype(object)
+def _differs(both: pd.DataFrame) -> np.ndarray:
+    equal = pc.equal(text_array(both["db_hash"]), text_array(both["row_hash"]))
+    return ~np.asarray(pc.fill_null(equal, False).to_numpy(), dtype=bool)  # a missing hash differs
+
+
+def unconfirmed_keys(hashes: pd.DataFrame, matched: pd.DataFrame) -> frozenset[str]:
+    """Database sellers whose content is not known to equal a valid sheet row: those whose hash differs from their
+    sheet row's and those the valid rows do not have. Only these can break a rule the sheet's validation enforces
+    (required fields, seller-number format): a row whose stored content hashes to a valid row's hash holds that
+    row's values, which passed the same rules."""
+    in_sheet = np.zeros(len(hashes), dtype=bool)
+    in_sheet[matched["db_position"].to_numpy()[~_differs(matched)]] = True
+    return _keys_at(hashes, ~in_sheet)
+
+
+def _keys_at(frame: pd.DataFrame, where: np.ndarray) -> frozenset[str]:
+    return frozenset(text_array(frame[KEY_FIELD]).filter(pa.array(where)).to_pylist()) if where.any() else frozenset()
 
 
 def compare(
@@ -206,22 +242,30 @@ def compare(
     are keys the sheet still has on rows that failed validation: the database keeps what it had for them
     (DESIGN.md), so they are not orphans. `matched` is `match_hashes(sheet, hashes)` when the caller has it already.
     """
-    sheet_keys = pd.Index(sheet[KEY_FIELD].astype(object))
-    db_keys = pd.Index(hashes[KEY_FIELD].astype(object))
-    gaps = frozenset(sheet_keys.difference(db_keys))
-    orphan_index = db_keys.difference(sheet_keys)
-    orphans = frozenset(orphan_index[~orphan_index.isin(list(not_orphans))]) if len(orphan_index) else frozenset()
-
     both = match_hashes(sheet, hashes) if matched is None else matched
+    in_sheet = np.zeros(len(sheet), dtype=bool)
+    in_sheet[both["sheet_position"].to_numpy()] = True
+    in_db = np.zeros(len(hashes), dtype=bool)
+    in_db[both["db_position"].to_numpy()] = True
+    gaps = _keys_at(sheet, ~in_sheet)
+    orphans = _keys_at(hashes, ~in_db) - not_orphans
+
     differs = _differs(both)
     if not differs.any():
         return gaps, frozenset(), frozenset(), orphans, len(both)
-    changed = both[differs].merge(state.loc[:, [c for c in STATE_COLUMNS if c != "row_hash"]], on=KEY_FIELD, how="left")
+    # The sellers whose content differs: few, so plain pandas from here (keys as objects on both sides of the merge).
+    changed = pd.DataFrame(
+        {
+            KEY_FIELD: both.loc[differs, KEY_FIELD].astype(object).to_numpy(),
+            "sheet_updated_at": sheet["sheet_updated_at"].iloc[both.loc[differs, "sheet_position"]].to_numpy(),
+        }
+    )
+    bookkeeping = state.loc[:, [c for c in STATE_COLUMNS if c != "row_hash"]].astype({KEY_FIELD: object})
+    changed = changed.merge(bookkeeping, on=KEY_FIELD, how="left")
     outside = edited_outside(changed.loc[:, ["version", "synced_version", "updated_at", "synced_at"]])
     outside &= changed["version"].notna()  # no bookkeeping for it: cannot have been edited outside
     # The same tie-break as domain.diff.classify: the sheet wins only when its 更新日時 is strictly newer.
-    sheet_newer = (utc_times(changed["sheet_updated_at"]) > utc_times(changed["updated_at"])).fillna(False).astype(bool)
-    kept = outside & ~sheet_newer
+    kept = outside.to_numpy(dtype=bool) & ~sheet_newer(changed["sheet_updated_at"], changed["updated_at"])
     kept_keys = frozenset(changed.loc[kept, KEY_FIELD])
     stale_keys = frozenset(changed.loc[~kept, KEY_FIELD])
     return gaps, stale_keys, kept_keys, orphans, len(both)
@@ -234,24 +278,28 @@ def integrity_issues(
     *,
     sheet_rows: pd.Series | None = None,
     columns: Mapping[str, int] | None = None,
-    format_checked: pd.Index | None = None,
+    format_checked: pd.Index | np.ndarray | None = None,
 ) -> tuple[IntegrityIssue, ...]:
     """Every integrity issue of the database rows (Requirement 8), with the sheet cell to look at where known.
 
     `missing_required` has MISSING_COLUMNS (required fields empty in the database). The seller-number format is
     checked here on the keys the store returned; the property rule applies to sellers the sync wrote. `sheet_rows`
-    (sheet row by seller number) and `columns` (field -> 0-based column) locate the cell to fix. `format_checked`
-    are keys already matched against the same pattern (the sheet's valid keys: ingestion checked them, and a database
-    key equal to one of them is the same text), so only the others go through the regular expression.
+    (sheet row by seller number, for at least the sellers with an issue) and `columns` (field -> 0-based column)
+    locate the cell to fix. `format_checked` are keys already matched against the same pattern (the sheet's valid
+    keys: ingestion checked them, and a database key equal to one of them is the same text), or a mask of the
+    `hashes` rows holding one, so only the others go through the regular expression.
     """
-    keys = hashes[KEY_FIELD].astype(object)
-    unchecked = keys[~keys.isin(format_checked)] if format_checked is not None and len(format_checked) else keys
+    if format_checked is None or not len(format_checked):
+        unchecked = np.ones(len(hashes), dtype=bool)
+    elif isinstance(format_checked, np.ndarray) and format_checked.dtype == bool:
+        unchecked = ~format_checked
+    else:
+        unchecked = ~is_in(hashes[KEY_FIELD], format_checked)
     pattern = seller_number_regex(rules.seller_number_pattern)  # compiled as ingestion applies it: ASCII digits only
-    bad_format = hashes.loc[unchecked.index[~unchecked.astype(str).str.fullmatch(pattern).fillna(False).astype(bool)]]
-    synced = hashes["synced_version"].notna()
-    has_property = hashes["has_property"].fillna(False).astype(bool)
-    no_property = hashes.loc[synced & ~has_property]
-    no_property_keys = set(no_property[KEY_FIELD])
+    candidates = text_array(hashes[KEY_FIELD]).filter(pa.array(unchecked)).to_pylist() if unchecked.any() else []
+    bad_format = [key for key in candidates if key is None or not pattern.fullmatch(key)]
+    no_property = _keys_without_property(hashes)
+    no_property_keys = set(no_property)
 
     rows = sheet_rows if sheet_rows is not None else pd.Series(dtype=object)
     cols = dict(columns or {})
@@ -266,7 +314,7 @@ def integrity_issues(
         return row, a1(row, cols[field_name])
 
     issues: list[IntegrityIssue] = []
-    for key in bad_format[KEY_FIELD]:
+    for key in bad_format:
         row, cell = where(key, KEY_FIELD)
         issues.append(
             IntegrityIssue(
@@ -280,7 +328,7 @@ def integrity_issues(
                 + (f" (sheet cell {cell})" if cell else ""),
             )
         )
-    for key in no_property[KEY_FIELD]:
+    for key in no_property:
         row, cell = where(key, "property_address")
         issues.append(
             IntegrityIssue(
@@ -330,13 +378,25 @@ def verify_frames(
 
     `sheet` holds the valid rows of a snapshot ingested under the same `rules`: its keys already match the pattern.
     """
+    matched = match_hashes(sheet, hashes) if matched is None else matched
     gaps, stale, kept, orphans, matched_count = compare(sheet, hashes, state, not_orphans=not_orphans, matched=matched)
-    sheet_keys = pd.Index(sheet[KEY_FIELD].to_numpy())
-    sheet_rows = pd.Series(sheet["sheet_row"].to_numpy(), index=sheet_keys)
-    issues = integrity_issues(
-        hashes, missing_required, rules, sheet_rows=sheet_rows, columns=columns, format_checked=sheet_keys
+    # The sheet row of the sellers that may be reported (gaps, stale rows, integrity suspects) and only of those:
+    # a lookup table of every sheet key would cost more than the whole comparison.
+    reported = set(gaps | stale) | set(_keys_without_property(hashes))
+    if len(missing_required):
+        reported |= set(missing_required[KEY_FIELD].astype(object))
+    located = is_in(sheet[KEY_FIELD], reported)
+    sheet_rows = pd.Series(
+        sheet["sheet_row"].to_numpy()[located],
+        index=pd.Index(text_array(sheet[KEY_FIELD]).filter(pa.array(located)).to_pylist(), dtype=object),
+        dtype=object,
     )
-    repair = sheet_rows[sheet_rows.index.isin(list(gaps | stale))]
+    format_checked = np.zeros(len(hashes), dtype=bool)  # a key equal to a valid sheet key passed the same pattern
+    format_checked[matched["db_position"].to_numpy()] = True
+    issues = integrity_issues(
+        hashes, missing_required, rules, sheet_rows=sheet_rows, columns=columns, format_checked=format_checked
+    )
+    repair = gaps | stale
     return Verification(
         sheet_valid_count=len(sheet),
         db_matched_count=matched_count,
@@ -347,8 +407,20 @@ def verify_frames(
         orphans=orphans,
         integrity=issues,
         seconds=seconds,
-        sheet_rows={str(k): int(r) for k, r in repair.items()},
+        sheet_rows={
+            str(k): int(r)
+            for k, r in zip(sheet_rows.index.tolist(), sheet_rows.to_numpy().tolist(), strict=True)
+            if k in repair
+        },
     )
+
+
+def _keys_without_property(hashes: pd.DataFrame) -> list[str]:
+    """Sellers the sync wrote whose property record is missing (Property 34)."""
+    synced = hashes["synced_version"].notna().to_numpy(dtype=bool)
+    has_property = hashes["has_property"].fillna(False).to_numpy(dtype=bool)
+    lacking = synced & ~has_property
+    return text_array(hashes[KEY_FIELD]).filter(pa.array(lacking)).to_pylist() if lacking.any() else []
 
 
 def empty_hash_frame() -> pd.DataFrame:

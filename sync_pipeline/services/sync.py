@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sync_pipeline.domain.audit import SyncCounts, SyncKind, SyncStatus, conflict_detail
-from sync_pipeline.domain.diff import Action, classify, mark_missing
+from sync_pipeline.domain.diff import DIFF_COLUMNS, WRITING_ACTIONS, Action, classify, is_in, mark_missing
 from sync_pipeline.domain.errors import ErrorCategory, SyncError
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import Rejection, SheetSnapshot
@@ -118,10 +119,14 @@ def plan_changes(
     db: Database, valid: pd.DataFrame, *, only_keys: frozenset[str] | None, force_keys: frozenset[str]
 ) -> pd.DataFrame:
     """The action of every valid row against the database now (insert, update, unchanged, conflict, missing)."""
-    sheet = valid if only_keys is None else valid[valid["seller_number"].isin(only_keys)]
+    sheet = valid if only_keys is None else valid[is_in(valid["seller_number"], only_keys)]
+    keys = None if only_keys is None else sorted(only_keys)
     with db.engine.connect() as conn:
-        state = db.sellers.load_state(conn, keys=None if only_keys is None else sorted(only_keys))
-    plan = classify(sheet, state, force_keys=force_keys)
+        # Every row's key, hash and version; the sync bookkeeping only of the rows whose hash differs (or forced).
+        state = db.sellers.load_state(conn, keys=keys, columns=DIFF_COLUMNS)
+        plan = classify(
+            sheet, state, force_keys=force_keys, load_bookkeeping=lambda wanted: db.sellers.load_state(conn, wanted)
+        )
     planned_inserts = plan.loc[plan["action"] == Action.INSERT.value, "seller_number"].tolist()
     if planned_inserts:
         with db.engine.connect() as conn:
@@ -161,14 +166,17 @@ def summarise(
     dry_run: bool,
 ) -> ApplyResult:
     """Counts by action: for a dry run what would be written, else what was (a row changed underneath is lost)."""
-    actions = plan["action"]
+    actions = plan["action"].to_numpy()
     keys = plan["seller_number"]
-    writes = actions.map(lambda a: Action(a).writes).astype(bool)
-    lost = frozenset() if dry_run else frozenset(set(keys[writes]) - written - set(failures))
-    done = writes if dry_run else keys.isin(written)
-    inserted = int(((actions == Action.INSERT) & done).sum())
-    updated = int((actions.isin([Action.UPDATE, Action.CONFLICT_SHEET_WINS]) & done).sum())
-    conflict_rows = plan[actions.isin([Action.CONFLICT_SHEET_WINS, Action.CONFLICT_DB_WINS]) | keys.isin(lost)]
+    writes = np.isin(actions, WRITING_ACTIONS)
+    done = writes if dry_run else is_in(keys, written)
+    # A planned write neither written nor failed was changed underneath the sync (skipped by the optimistic lock).
+    lost_rows = np.zeros(len(plan), dtype=bool) if dry_run else writes & ~done & ~is_in(keys, failures)
+    lost = frozenset(keys[lost_rows])
+    inserted = int(((actions == Action.INSERT.value) & done).sum())
+    updated = int((np.isin(actions, [Action.UPDATE.value, Action.CONFLICT_SHEET_WINS.value]) & done).sum())
+    conflicted = np.isin(actions, [Action.CONFLICT_SHEET_WINS.value, Action.CONFLICT_DB_WINS.value])
+    conflict_rows = plan[conflicted | lost_rows]
     conflicts = tuple(conflict_detail(r, lost) for r in conflict_rows.to_dict("records"))
     counts = SyncCounts(
         rows_read=snapshot.rows_read,
@@ -176,7 +184,7 @@ def summarise(
         rejected=len({r.sheet_row for r in snapshot.rejections}),
         inserted=inserted,
         updated=updated,
-        unchanged=int((actions == Action.UNCHANGED).sum()),
+        unchanged=int((actions == Action.UNCHANGED.value).sum()),
         conflicts=len(conflicts),
         failed=len(failures),
     )

@@ -17,11 +17,18 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from sync_pipeline.adapters.store.reads import (
+    HASH_SCHEMA,
+    KEYED_READ_LIMIT,
+    STATE_SCHEMA,
+    among,
+    read_frame,
+    read_rows,
+)
 from sync_pipeline.adapters.store.tables import UtcDateTime, properties, sellers
-from sync_pipeline.domain.diff import STATE_COLUMNS
+from sync_pipeline.domain.diff import STATE_COLUMNS, is_in
 from sync_pipeline.domain.fields import FIELD_BY_NAME, PROPERTY_FIELDS, SELLER_FIELDS, FieldKind
 from sync_pipeline.domain.hashing import HASH_FIELDS, SEPARATOR, TIMESTAMP_TEXT_LENGTH
-from sync_pipeline.domain.verification import HASH_COLUMNS
 
 STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
 SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
@@ -121,17 +128,20 @@ def content_hash_expression(
 class SellerStore:
     """SQL for the `sellers` and `properties` tables; every method takes the caller's connection (its transaction)."""
 
-    def load_state(self, conn: sa.Connection, keys: Iterable[str] | None = None) -> pd.DataFrame:
-        """STATE_COLUMNS of every seller (or of `keys`), for the diff."""
-        query = sa.select(*(sellers.c[c] for c in STATE_COLUMNS))
-        if keys is not None:
-            query = query.where(sellers.c.seller_number.in_(list(keys)))
-        result = conn.execute(query)
-        try:
-            rows = result.cursor.fetchall()  # type: ignore[union-attr]  # plain DBAPI tuples: no Row objects
-        finally:
-            result.close()
-        return pd.DataFrame.from_records(rows, columns=list(STATE_COLUMNS), nrows=len(rows)).astype(object)
+    def load_state(
+        self, conn: sa.Connection, keys: Iterable[str] | None = None, columns: Sequence[str] = STATE_COLUMNS
+    ) -> pd.DataFrame:
+        """`columns` (of STATE_COLUMNS) of every seller or of `keys`, for the diff and the verification: text as Arrow
+        strings, versions Int64, times aware UTC (adapters.store.reads)."""
+        schema = pa.schema([STATE_SCHEMA.field(c) for c in columns])
+        query = sa.select(*(sellers.c[c] for c in columns))
+        wanted = None if keys is None else list(keys)
+        if wanted is not None and len(wanted) <= KEYED_READ_LIMIT:
+            return read_rows(conn, query.where(among(sellers.c.seller_number, wanted, conn.dialect.name)), schema)
+        frame = read_frame(conn, query, schema, part_by=sellers.c.id)
+        if wanted is None:
+            return frame
+        return frame[is_in(frame["seller_number"], wanted)].reset_index(drop=True)
 
     def count_from_sheet(self, conn: sa.Connection) -> int:
         """Sellers that came from the sheet (the sync wrote them at least once)."""
@@ -229,9 +239,8 @@ class SellerStore:
     def verification_hashes(self, conn: sa.Connection) -> pd.DataFrame:
         """Every seller's key, stored-content hash (computed in SQL), sync mark and whether its property exists.
 
-        The part of verification that covers every row, kept narrow: no timestamps, and plain DBAPI tuples (str, str,
-        int, bool) handed to pandas directly rather than through SQLAlchemy row objects, which on 100,000 rows cost
-        more than the query.
+        The part of verification that covers every row, kept narrow: no timestamps, and on Postgres read as CSV parts
+        into Arrow columns rather than one Python tuple per seller (adapters.store.reads).
         """
         query = sa.select(
             sellers.c.seller_number,
@@ -239,22 +248,21 @@ class SellerStore:
             sellers.c.synced_version,
             properties.c.id.is_not(None).label("has_property"),
         ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))
-        result = conn.execute(query)
-        try:
-            rows = result.cursor.fetchall()  # type: ignore[union-attr]
-        finally:
-            result.close()
-        frame = pd.DataFrame.from_records(rows, columns=list(HASH_COLUMNS), nrows=len(rows))
-        if frame.empty:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in HASH_COLUMNS})
-        return frame
+        return read_frame(conn, query, HASH_SCHEMA, part_by=sellers.c.id, costly_rows=True)
 
-    def missing_required(self, conn: sa.Connection, required_fields: Sequence[str]) -> pd.DataFrame:
-        """[seller_number, field, sheet_row] of every seller whose required field is empty in the database.
+    def missing_required(
+        self, conn: sa.Connection, required_fields: Sequence[str], keys: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """[seller_number, field, sheet_row] of every seller (or of `keys`) whose required field is empty in the
+        database.
 
         One scan per required field (UNION ALL), returning only the offenders. A property field is only checked where
-        the property record exists (a missing record is its own integrity rule).
+        the property record exists (a missing record is its own integrity rule). Above KEYED_READ_LIMIT keys the
+        whole table is checked (the offenders are few either way).
         """
+        wanted = None if keys is None else list(keys)
+        if wanted is not None and len(wanted) > KEYED_READ_LIMIT:
+            wanted = None
         joined = sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id)
         selects = []
         for name in required_fields:
@@ -266,6 +274,8 @@ class SellerStore:
                 empty = sa.or_(empty, sa.func.trim(column) == "")
             if table is properties:
                 empty = sa.and_(properties.c.id.is_not(None), empty)
+            if wanted is not None:
+                empty = sa.and_(among(sellers.c.seller_number, wanted, conn.dialect.name), empty)
             selects.append(
                 sa.select(sellers.c.seller_number, sa.literal(name).label("field"), sellers.c.sheet_row)
                 .select_from(joined)
