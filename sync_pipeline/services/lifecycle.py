@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -46,7 +47,7 @@ from sync_pipeline.domain.audit import (
     rejected_row_logs,
     rejection_error,
 )
-from sync_pipeline.domain.diff import Action
+from sync_pipeline.domain.diff import WRITING_ACTIONS, Action
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
 from sync_pipeline.domain.progress import progress_record
 from sync_pipeline.domain.recovery import RecoveryAction
@@ -245,7 +246,7 @@ class SyncRun:
         t0 = time.perf_counter()
         plan = plan_changes(self.db, snapshot.valid, only_keys=only_keys, force_keys=force_keys)
         compare_s = time.perf_counter() - t0
-        to_write = plan[plan["action"].map(lambda a: Action(a).writes).astype(bool)]
+        to_write = plan[np.isin(plan["action"], WRITING_ACTIONS)]
         total = len(to_write)
         if self.lock is None:
             raise RuntimeError(f"sync {self.sync_id} does not hold the sync lock; enter it with `with SyncRun(...)`")
