@@ -191,17 +191,27 @@ class AuditStore:
         years ago and deleted since is still a gap, not a new seller."""
         written = [RecordAction.INSERTED.value, RecordAction.UPDATED.value]
         found: set[str] = set()
-        if conn.dialect.name == "postgresql":  # one query per table: the keys travel as one array parameter
-            batches = [list(keys)]
-        else:  # batched: SQLite caps bound parameters
-            batches = [list(keys[start : start + KEY_BATCH]) for start in range(0, len(keys), KEY_BATCH)]
-        for batch in batches:
+        if conn.dialect.name == "postgresql":
+            # One query per table, the keys as one JSON text: psycopg dumps a 100,000-element array parameter in
+            # Python (a quarter of a second); json.dumps is C, and Postgres unpacks the text as fast.
+            keys_param = sa.bindparam("keys", json.dumps(list(keys)), type_=sa.Text)
+            wanted = sa.select(sa.func.json_array_elements_text(sa.cast(keys_param, postgresql.JSON))).scalar_subquery()
             for table in (sync_record_logs, sync_record_logs_archive):
-                if conn.dialect.name == "postgresql":
-                    match = table.c.seller_number == sa.any_(sa.literal(batch, postgresql.ARRAY(sa.Text)))
-                else:
-                    match = table.c.seller_number.in_(batch)
-                query = sa.select(table.c.seller_number).where(match, table.c.action.in_(written)).distinct()
+                query = (
+                    sa.select(table.c.seller_number)
+                    .where(table.c.seller_number.in_(wanted), table.c.action.in_(written))
+                    .distinct()
+                )
+                found.update(conn.execute(query).scalars())
+            return frozenset(found)
+        for start in range(0, len(keys), KEY_BATCH):  # batched: SQLite caps bound parameters
+            batch = list(keys[start : start + KEY_BATCH])
+            for table in (sync_record_logs, sync_record_logs_archive):
+                query = (
+                    sa.select(table.c.seller_number)
+                    .where(table.c.seller_number.in_(batch), table.c.action.in_(written))
+                    .distinct()
+                )
                 found.update(conn.execute(query).scalars())
         return frozenset(found)
 
