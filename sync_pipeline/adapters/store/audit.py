@@ -135,6 +135,16 @@ class AuditStore:
         if conn.dialect.name == "postgresql" and len(records) >= COPY_THRESHOLD:
             self._copy_records(conn, sync_id, records, now)
             return
+        if conn.dialect.name == "sqlite" and len(records) >= COPY_THRESHOLD:
+            # Plain tuples, in the text the JSON and time types would store: binding each row through SQLAlchemy's
+            # type processors took longer than SQLite took to write the rows.
+            stamp = (now.astimezone(dt.UTC) if now.tzinfo else now).strftime("%Y-%m-%d %H:%M:%S.%f")  # naive is UTC
+            conn.exec_driver_sql(
+                "INSERT INTO sync_record_logs (sync_id, seller_number, action, sheet_row, detail, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(sync_id, r.seller_number, r.action.value, r.sheet_row, _json_text(r.detail), stamp) for r in records],
+            )
+            return
         conn.execute(
             sync_record_logs.insert(),
             [
@@ -263,6 +273,11 @@ class AuditStore:
             .first()
         )
         return dict(row) if row is not None else None
+
+
+def _json_text(detail: Mapping[str, Any]) -> str | None:
+    """A record's detail as the JSON column type writes it (json.dumps), None when empty."""
+    return json.dumps(dict(detail)) if detail else None
 
 
 def _with_archive(live: sa.Table, archive: sa.Table) -> sa.Subquery:

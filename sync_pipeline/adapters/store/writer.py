@@ -81,6 +81,15 @@ class ChunkWriter:
                     on_chunk(done)
 
         workers = self.workers if self.engine.dialect.name == "postgresql" else 1
+        if workers <= 1:  # SQLite: one writer at a time, in this thread
+            for chunk in _chunks(to_write, chunk_size):
+                written, failed = self._chunk(chunk)
+                outcome.written |= written
+                outcome.failures.update(failed)
+                done += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(done)
+            return outcome
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk-writer") as pool:
             pending: set[Future[tuple[set[str], dict[str, str], int]]] = set()
             try:
