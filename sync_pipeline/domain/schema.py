@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow
 import pyarrow.compute as pc
+from pandas.api.types import infer_dtype
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, KEY_FIELD, FieldKind
 from sync_pipeline.domain.normalise import Invalid
 from sync_pipeline.domain.sheet import HeaderReport, Rejection, a1
-from sync_pipeline.domain.textcols import to_arrow
+from sync_pipeline.domain.textcols import to_arrow, to_objects
 
 if TYPE_CHECKING:  # pandera is imported when a sheet is validated: commands that only read the database skip it
     import pandera.pandas as pa
@@ -51,6 +53,8 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
 VALUE_MAX_CHARS: Final = 200  # Rejection.value keeps this much of a cell: enough to recognise it, not a whole essay
 MESSAGE_EXCERPT_CHARS: Final = 60  # the quote of the cell inside a message stays readable on one line
 MAX_LISTED_ROWS: Final = 10  # a duplicate's message lists at most this many other rows, then "and N more"
+# What pandas' infer_dtype calls a column whose values (missing ones aside) are all of one type that is not Invalid.
+_NEVER_INVALID: Final = frozenset({"empty", "string", "integer", "date", "datetime"})
 
 _PARSE_RULES: Final[Mapping[FieldKind, str]] = {
     FieldKind.DATE: RULE_INVALID_DATE,
@@ -72,24 +76,58 @@ def seller_number_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.ASCII)
 
 
+def _per_value(series: pd.Series, flags: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]) -> pd.Series:
+    """`flags` of each value of the column (an object ndarray in, a bool ndarray out), missing values False. A
+    categorical column (as ingestion builds it) is flagged once per category and spread by its codes."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return pd.Series(flags(to_objects(_arrow(series))).astype(bool), index=series.index, dtype=bool)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        per_category = np.append(flags(series.cat.categories.to_numpy(dtype=object)).astype(bool), False)
+        return pd.Series(per_category[series.cat.codes.to_numpy()], index=series.index, dtype=bool)
+    return pd.Series(flags(series.to_numpy(dtype=object)).astype(bool), index=series.index, dtype=bool)
+
+
+def _invalid_flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if infer_dtype(values, skipna=True) in _NEVER_INVALID:  # one pass in C says every value is of one plain type
+        return np.zeros(len(values), dtype=bool)
+    return np.array([type(value) is Invalid for value in values], dtype=bool)  # a comprehension: 10x Series.map
+
+
 def _is_invalid(series: pd.Series) -> pd.Series:
-    flags = [type(value) is Invalid for value in series.to_numpy(dtype=object)]  # a comprehension: 10x Series.map
-    return pd.Series(flags, index=series.index, dtype=bool)
+    return _per_value(series, _invalid_flags)
+
+
+def _arrow(series: pd.Series) -> pyarrow.Array:
+    return to_arrow(series.array.__arrow_array__())  # type: ignore[attr-defined]
 
 
 def _too_long(series: pd.Series, limit: int) -> pd.Series:
     """Text longer than `limit` characters; None (or an Invalid in the e-mail column) never is. Counted by Arrow."""
-    lengths = pc.utf8_length(to_arrow(series.to_numpy(dtype=object)))
-    return pd.Series(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False), index=series.index)
+    if isinstance(series.dtype, pd.ArrowDtype):  # text as ingestion hands it over: no Python strings at all
+        longer = pc.fill_null(pc.greater(pc.utf8_length(_arrow(series)), limit), False)
+        return pd.Series(longer.to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
+
+    def flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if infer_dtype(values, skipna=False) == "string":  # all text: Python counts characters as Arrow does
+            return np.fromiter(map(len, values), dtype=np.int64, count=len(values)) > limit
+        lengths = pc.utf8_length(to_arrow(values))
+        return np.asarray(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False))
+
+    return _per_value(series, flags)
 
 
 def _full_matches(series: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """The configured (Python) pattern matches the whole text; None never does. A comprehension: 2x the .str path."""
-    values = series.to_numpy(dtype=object)
-    flags = np.zeros(len(values), dtype=bool)
-    text = np.flatnonzero([type(v) is str for v in values])
-    flags[text] = [m is not None for m in map(pattern.fullmatch, values[text])]
-    return pd.Series(flags, index=series.index, dtype=bool)
+
+    def flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if infer_dtype(values, skipna=False) == "string":  # all text (as the categories of a key column are)
+            return np.array([m is not None for m in map(pattern.fullmatch, values)], dtype=bool)
+        result = np.zeros(len(values), dtype=bool)
+        text = np.flatnonzero([type(v) is str for v in values])
+        result[text] = [m is not None for m in map(pattern.fullmatch, values[text])]
+        return result
+
+    return _per_value(series, flags)
 
 
 def _no_longer_than(limit: int) -> pa.Check:
