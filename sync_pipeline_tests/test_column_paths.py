@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
-from sync_pipeline.domain import dates, textcols
+from sync_pipeline.domain import dates, schema, textcols
 from sync_pipeline.domain.amounts import _parse_amounts_python, parse_amounts
 from sync_pipeline.domain.fields import FIELDS, FieldKind
 from sync_pipeline.domain.normalise import (
@@ -139,6 +139,24 @@ def test_cleaning_and_text_equal_the_python_definitions(texts: list[str | None])
     column, present = normalise_raw(textcols.to_arrow(texts), FieldKind.TEXT, "Asia/Tokyo")
     assert list(column) == [python_text(t) for t in texts]
     assert list(present) == [python_clean(t) is not None for t in texts]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(st.characters(blacklist_categories=("Cs",)), max_size=9),
+            st.from_regex(r"[A-Z]{1,3}[0-9]{3,6}\n?", fullmatch=True),
+        ),
+        min_size=1,
+    ),
+    st.integers(1, 3),
+    st.integers(1, 6),
+)
+@example(["AB12345", "AB12345\n", "ab12345", "ＡＢ12345", "AB١٢٣٤٥"], 2, 5)
+def test_simple_key_patterns_match_in_re2_as_in_python(texts: list[str], letters: int, digits: int) -> None:
+    pattern = schema.seller_number_regex(rf"^[A-Z]{{{letters}}}\d{{{digits}}}$")
+    column = pd.Series(pd.arrays.ArrowExtensionArray(textcols.to_arrow(texts)))
+    assert schema._full_matches(column, pattern).tolist() == [pattern.fullmatch(t) is not None for t in texts]
 
 
 DATE_PIECES = st.sampled_from(

@@ -180,8 +180,9 @@ _RUNS_WITH_ZONE: Final = {7: 5, 8: 6}  # runs of a shape with ±HH:MM -> those b
 def _shape_parts(
     text: pa.Array, numbers: dict[str, np.ndarray[Any, Any]], texts: dict[str, np.ndarray[Any, Any]]
 ) -> np.ndarray[Any, Any]:
-    """The cells of `_SHAPES` and `_SERIAL_SHAPE`, read into `numbers` and `texts` (by row); returns which rows."""
-    shaped = fullmatch(text, _SHAPES).to_numpy(zero_copy_only=False)
+    """The cells of `_SHAPES` and `_SERIAL_SHAPE`, read into `numbers` and `texts` (by row); returns which rows (a
+    fresh bool array)."""
+    shaped = np.array(fullmatch(text, _SHAPES).to_numpy(zero_copy_only=False), dtype=bool)
     if shaped.any():
         rows = np.flatnonzero(shaped)
         cells = text.filter(pa.array(shaped))
@@ -198,10 +199,13 @@ def _shape_parts(
         if zoned.any():
             tail = pc.utf8_slice_codeunits(cells.filter(pa.array(zoned)), start=-_ZONE_TEXT_LENGTH)
             texts["zone"][rows[zoned]] = to_objects(tail)
-    serial = fullmatch(text, _SERIAL_SHAPE).to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(~shaped)
+    others = text.take(pa.array(rest))
+    serial = fullmatch(others, _SERIAL_SHAPE).to_numpy(zero_copy_only=False)
     if serial.any():
-        texts["serial"][serial] = to_objects(text.filter(pa.array(serial)))
-    return shaped | serial
+        texts["serial"][rest[serial]] = to_objects(others.filter(pa.array(serial)))
+        shaped[rest[serial]] = True
+    return shaped
 
 
 def _fast_parts(text: pa.Array) -> dict[str, np.ndarray[Any, Any]]:
@@ -209,7 +213,7 @@ def _fast_parts(text: pa.Array) -> dict[str, np.ndarray[Any, Any]]:
     n = len(text)
     numbers = {name: np.full(n, np.nan) for name in _NUMBER_PARTS}
     texts = {name: np.full(n, None, dtype=object) for name in _TEXT_PARTS}
-    left = np.flatnonzero(~_shape_parts(text, numbers, texts))
+    left = np.arange(n)
     for form in _FAST_FORMS:
         if not len(left):
             break
@@ -237,18 +241,21 @@ def _fast_parts(text: pa.Array) -> dict[str, np.ndarray[Any, Any]]:
 
 def _parts(text: pa.Array) -> dict[str, np.ndarray[Any, Any]]:
     """The components of each cell's first matching date form, as `_fast_parts` gives them (NaN/None: no such part;
-    a row of nothing but NaN/None matched no form). Cells outside FAST_CHARS go through the Python forms."""
-    fast = fullmatch(text, FAST_CHARS + "*").to_numpy(zero_copy_only=False)
-    if fast.all():
-        return _fast_parts(text)
+    a row of nothing but NaN/None matched no form). The common shapes are read first (`_shape_parts`); of the other
+    cells, those of FAST_CHARS go through the RE2 forms and the rest through the Python forms."""
     parts = {name: np.full(len(text), np.nan) for name in _NUMBER_PARTS}
     parts.update({name: np.full(len(text), None, dtype=object) for name in _TEXT_PARTS})
+    rest = np.flatnonzero(~_shape_parts(text, parts, parts) & text.is_valid().to_numpy(zero_copy_only=False))
+    if not len(rest):
+        return parts
+    cells = text.take(pa.array(rest))
+    fast = fullmatch(cells, FAST_CHARS + "*").to_numpy(zero_copy_only=False)
     if fast.any():
-        for name, values in _fast_parts(text.filter(pa.array(fast))).items():
-            parts[name][fast] = values
-    slow = text.is_valid().to_numpy(zero_copy_only=False) & ~fast
-    if slow.any():
-        reference = _python_parts(pd.Series(to_objects(text.filter(pa.array(slow))), dtype=object))
+        for name, values in _fast_parts(cells.filter(pa.array(fast))).items():
+            parts[name][rest[fast]] = values
+    slow = rest[~fast]
+    if len(slow):
+        reference = _python_parts(pd.Series(to_objects(cells.filter(pa.array(~fast))), dtype=object))
         for name in _NUMBER_PARTS:
             parts[name][slow] = reference[name].to_numpy(dtype=float, na_value=np.nan)
         for name in _TEXT_PARTS:
@@ -359,13 +366,14 @@ def read_dates(text: pa.Array) -> np.ndarray[Any, Any]:
     return dates_with_text(text)[0]
 
 
-def dates_with_text(text: pa.Array) -> tuple[np.ndarray[Any, Any], pa.Array]:
-    """`read_dates`, and each date as YYYY-MM-DD text (null where there is none), as the content hash writes it."""
+def dates_with_text(text: pa.Array) -> tuple[np.ndarray[Any, Any], pa.Array, np.ndarray[Any, Any]]:
+    """`read_dates`, each date as YYYY-MM-DD text (null where there is none) as the content hash writes it, and
+    which cells are Invalid."""
     seconds, _, reasons = _moments(text)
     good = text.is_valid().to_numpy(zero_copy_only=False) & pd.isna(reasons)
     days = seconds.astype("datetime64[s]").astype("datetime64[D]")  # floored to the day, as date() does
     iso = pa.array(days, mask=~good).cast(pa.large_string())
-    return _column(reasons, good, days[good].astype(object)), iso
+    return _column(reasons, good, days[good].astype(object)), iso, pd.notna(reasons)
 
 
 def read_datetimes(text: pa.Array, timezone: str) -> np.ndarray[Any, Any]:
@@ -373,9 +381,9 @@ def read_datetimes(text: pa.Array, timezone: str) -> np.ndarray[Any, Any]:
     return datetimes_with_text(text, timezone)[0]
 
 
-def datetimes_with_text(text: pa.Array, timezone: str) -> tuple[np.ndarray[Any, Any], pa.Array]:
-    """`read_datetimes`, and each time as YYYY-MM-DD HH:MM:SS text (null where there is none), as the content hash
-    writes it."""
+def datetimes_with_text(text: pa.Array, timezone: str) -> tuple[np.ndarray[Any, Any], pa.Array, np.ndarray[Any, Any]]:
+    """`read_datetimes`, each time as YYYY-MM-DD HH:MM:SS text (null where there is none) as the content hash writes
+    it, and which cells are Invalid."""
     seconds, offsets, reasons = _moments(text)
     ok = text.is_valid().to_numpy(zero_copy_only=False) & pd.isna(reasons)
     utc = seconds.copy()
@@ -396,7 +404,7 @@ def datetimes_with_text(text: pa.Array, timezone: str) -> tuple[np.ndarray[Any, 
         reasons[rows[lost]] = f"that local time does not exist or is ambiguous in {timezone}; add a zone"
     moments = utc.astype("datetime64[s]")
     text_of = pa.array(moments, mask=~good).cast(pa.large_string())
-    return _column(reasons, good, moments[good].astype("datetime64[us]").astype(object)), text_of
+    return _column(reasons, good, moments[good].astype("datetime64[us]").astype(object)), text_of, pd.notna(reasons)
 
 
 def parse_dates(cleaned: pd.Series) -> pd.Series:

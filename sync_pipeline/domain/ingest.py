@@ -93,6 +93,7 @@ def ingest_sheet(raw: RawSheet, rules: IngestRules) -> SheetSnapshot:
         index=pd.RangeIndex(below, below + rows),
     )
     rejections = find_rejections(records, raw_fields, header, rules.seller_number_pattern, rules.required_fields)
+    del records, raw_fields  # a million rows' worth, not needed for the valid frame
     if rejections:
         rejected = np.isin(positions + below, np.fromiter({r.sheet_row for r in rejections}, dtype=np.int64))
         positions = positions[~rejected]
@@ -116,7 +117,8 @@ def _valid_frame(typed: Mapping[str, DistinctColumn], positions: np.ndarray[Any,
     values = {name: typed[name].rows(positions) if name in typed else missing for name in FIELD_NAMES}
     values["sheet_row"] = (positions + below).astype(object)  # Python ints
     values["row_hash"] = hash_rows(hashed, len(positions))
-    return pd.DataFrame({name: pd.Series(values[name], dtype=object, copy=False) for name in VALID_COLUMNS})
+    columns = {name: pd.Series(values[name], dtype=object, copy=False) for name in VALID_COLUMNS}
+    return pd.DataFrame(columns, copy=False)  # the columns as they are, not copied into one block
 
 
 def _notes(header: HeaderReport) -> tuple[str, ...]:

@@ -118,7 +118,11 @@ def clean_text(raw: pa.Array) -> pa.Array:
 
     The order is that of str.translate then str.normalize then str.strip, which it reproduces exactly.
     """
-    text = tc.replace(tc.replace(raw, _CONTROL, " "), _INVISIBLE, "")
+    text = tc.patch(  # one scan finds the cells with either kind (rare): those get both replacements
+        raw,
+        tc.matches(raw, f"{_CONTROL}|{_INVISIBLE}"),
+        lambda part: pc.replace_substring_regex(pc.replace_substring_regex(part, _CONTROL, " "), _INVISIBLE, ""),
+    )
     return tc.null_if_empty(tc.strip(tc.nfkc(text)))
 
 
@@ -311,10 +315,9 @@ def _read_cells(
         values[invalid] = _EMAIL_INVALID
     elif kind in (FieldKind.DATE, FieldKind.DATETIME):
         if kind is FieldKind.DATE:
-            values, canonical = dates_with_text(cleaned)
+            values, canonical, invalid = dates_with_text(cleaned)
         else:
-            values, canonical = datetimes_with_text(cleaned, timezone)
-        invalid = np.array([type(v) is Invalid for v in values], dtype=bool)
+            values, canonical, invalid = datetimes_with_text(cleaned, timezone)
     else:
         values = read_text(cleaned, kind, timezone)
         invalid = np.array([type(v) is Invalid for v in values], dtype=bool)
@@ -349,17 +352,22 @@ def validation_records(
     columns: Mapping[str, DistinctColumn], positions: np.ndarray[Any, Any], index: pd.Index
 ) -> pd.DataFrame:
     """The typed record frame (columns `FIELD_NAMES`) of the rows at `positions`, on `index`, as the schema validates
-    it, with as few Python objects per cell as each column allows: text (and a key that does not repeat) as Arrow
-    strings; a column whose cells repeat categorical over its values, so that its checks run once per value (object
-    categories: typed values and Invalids); any other column of dates, amounts or e-mail addresses as the objects the
-    `valid` frame holds. Absent fields are all missing."""
+    it, with as few Python objects per cell as each column allows: text as an Arrow dictionary over the column's
+    text (no copy), a key that does not repeat as Arrow strings; a column whose cells repeat categorical over its
+    values, so that its checks run once per value (object categories: typed values and Invalids); any other column of
+    dates, amounts or e-mail addresses as the objects the `valid` frame holds. Absent fields are all missing."""
     frame: dict[str, pd.Series] = {}
     for name in FIELD_NAMES:
         column = columns.get(name)
         kind = FIELD_BY_NAME[name].kind
         if column is None:
             frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(positions), tc.TEXT)), index=index)
-        elif kind in (FieldKind.TEXT, FieldKind.PHONE) or (kind is FieldKind.KEY and not column.repeats):
+        elif kind in (FieldKind.TEXT, FieldKind.PHONE):  # the text itself is not copied: a dictionary over it
+            at = column.indices[positions]
+            missing = (at < 0) | ~column.canonical.is_valid().to_numpy(zero_copy_only=False)[at]
+            text = pa.DictionaryArray.from_arrays(pa.array(at, mask=missing), column.canonical)
+            frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=index)
+        elif kind is FieldKind.KEY and not column.repeats:  # plain text, for pandas to find repeats
             at = column.indices[positions]
             text = column.canonical.take(pa.array(at, mask=at < 0))  # a missing cell (-1) takes a null
             frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=index)

@@ -6,6 +6,8 @@ import codecs
 import csv
 import datetime as dt
 import io
+import mmap
+import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,10 +72,10 @@ class FileSheetSource:
         return RawSheet(source=self.description, values=values, first_row=1)
 
     def _read_csv(self, delimiter: str) -> Sequence[Sequence[str]]:
-        data = self._read_bytes()
-        fast = _read_csv_columns(data, delimiter)
+        fast = self._read_csv_mapped(delimiter)
         if fast is not None:
             return fast
+        data = self._read_bytes()
         text = _decode(data, self.path)
         try:
             # newline="" so that line breaks inside quoted cells reach the csv module intact.
@@ -82,6 +84,19 @@ class FileSheetSource:
             raise SheetReadError(
                 ErrorCategory.CONFIGURATION, f"{self.path} is not a readable CSV file ({exc}); re-export it"
             ) from exc
+
+    def _read_csv_mapped(self, delimiter: str) -> ColumnRows | None:
+        """`_read_csv_columns` of the file mapped into memory: Arrow parses the page cache, with no copy of the file
+        in Python (a fresh copy of a million rows costs more than parsing them, on a machine where memory is slow to
+        hand out). None when it cannot be mapped, or must go through the csv module."""
+        try:
+            with self.path.open("rb") as handle:
+                if os.fstat(handle.fileno()).st_size == 0:
+                    return None
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None  # the plain read reports what is wrong
+        return _read_csv_columns(mapped, delimiter)
 
     def _read_bytes(self) -> bytes:
         try:
@@ -118,7 +133,7 @@ class FileSheetSource:
         return _trim(rows)
 
 
-def _read_csv_columns(data: bytes, delimiter: str) -> ColumnRows | None:
+def _read_csv_columns(data: bytes | mmap.mmap, delimiter: str) -> ColumnRows | None:
     """The CSV read by Arrow's parser straight into text columns, or None when it must go through the csv module.
 
     Arrow reads a rectangular UTF-8 file, as Excel and Sheets export it, many times faster than the csv module and
@@ -126,7 +141,7 @@ def _read_csv_columns(data: bytes, delimiter: str) -> ColumnRows | None:
     refused here and read by the csv module exactly as before. Both read every cell as its text ("" when empty).
     The columns stay in Arrow's blocks (chunks): joining them would copy the whole sheet once more.
     """
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    start = len(codecs.BOM_UTF8) if data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8 else 0
     body = memoryview(data)[start:]  # no copy of the file
     line_end = data.find(b"\n", start)
     first_line = data[start : line_end if line_end >= 0 else len(data)]
