@@ -30,7 +30,6 @@ TIMESTAMP_TEXT_LENGTH = 19  # "YYYY-MM-DD HH:MM:SS": sheets carry no sub-second 
 HASH_BATCH_ROWS = 65_536  # rows joined and hashed at once: big enough for Arrow to pay off, small enough to stay cheap
 _TEXT = pa.large_string()
 _SEPARATOR = pa.scalar(SEPARATOR, _TEXT)
-_EMPTY_TEXT = pa.array([""], type=_TEXT)
 
 
 def canonical_text(value: object, kind: FieldKind) -> str:
@@ -98,16 +97,11 @@ def hash_rows(columns: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]], rows: in
     The rows are joined and hashed a slice at a time, so that a million rows never hold their text twice over.
     """
     digests = np.empty(rows, dtype=object)
-    extended = [
-        (pa.concat_arrays([pc.fill_null(text.cast(_TEXT), ""), _EMPTY_TEXT]), len(text), indices)
-        for text, indices in columns
-    ]
     for start in range(0, rows, HASH_BATCH_ROWS):
         stop = min(start + HASH_BATCH_ROWS, rows)
-        parts = [
-            text.take(pa.array(np.where(at[start:stop] < 0, empty, at[start:stop]))) for text, empty, at in extended
-        ]
-        digests[start:stop] = _md5_hex(pc.binary_join_element_wise(*parts, _SEPARATOR))
+        parts = [text.take(pa.array(at[start:stop], mask=at[start:stop] < 0)) for text, at in columns]
+        joined = pc.binary_join_element_wise(*parts, _SEPARATOR, null_handling="replace", null_replacement="")
+        digests[start:stop] = _md5_hex(joined)  # an empty value (null) joins as ''
     return digests
 
 

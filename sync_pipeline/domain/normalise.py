@@ -277,15 +277,27 @@ def read_distinct(raw: pa.Array | pa.ChunkedArray, kind: FieldKind | None, timez
         _read_cells(tc.combined(distinct.slice(start, READ_BATCH_CELLS)), kind, timezone)
         for start in range(0, max(len(distinct), 1), READ_BATCH_CELLS)
     ]
-    values, present, canonical, invalid = zip(*batches, strict=True)
-    return DistinctColumn(
-        values=np.concatenate(values),
-        present=np.concatenate(present),
-        indices=indices,
-        canonical=pa.concat_arrays(canonical),
-        invalid=np.concatenate(invalid),
-        repeats=len(distinct) < len(raw),
-    )
+    if len(batches) == 1:
+        values, present, canonical, invalid = batches[0]
+    else:
+        parts = list(zip(*batches, strict=True))
+        values, present, invalid = (np.concatenate(parts[i]) for i in (0, 1, 3))
+        canonical = pa.concat_arrays(parts[2])
+    return DistinctColumn(values, present, indices, canonical, invalid, repeats=len(distinct) < len(raw))
+
+
+def _needs_cleaning(cells: pa.Array) -> pa.Array:
+    """`matches(cells, _NEEDS_CLEANING)`, with the regex spared the cells of printable ASCII (most dates, amounts and
+    e-mail addresses): all their characters are stable, so only a space at either end needs cleaning."""
+    plain = pc.fill_null(pc.ascii_is_printable(cells), False).to_numpy(zero_copy_only=False)
+    if not plain.any():
+        return tc.matches(cells, _NEEDS_CLEANING)
+    edged = pc.or_(pc.starts_with(cells, " "), pc.ends_with(cells, " "))
+    work = plain & pc.fill_null(edged, False).to_numpy(zero_copy_only=False)
+    if not plain.all():
+        rest = pa.array(~plain)
+        work[~plain] = tc.matches(cells.filter(rest), _NEEDS_CLEANING).to_numpy(zero_copy_only=False)
+    return pa.array(work)
 
 
 def _read_cells(
@@ -295,7 +307,7 @@ def _read_cells(
     one scan finds clean (`_NEEDS_CLEANING`, or for text kinds `_NEEDS_READING`) are their own value; only the others
     go through cleaning (and reading, for text)."""
     reader = _TEXT_READERS.get(kind)
-    work = tc.matches(cells, _NEEDS_READING.get(kind, _NEEDS_CLEANING))
+    work = tc.matches(cells, _NEEDS_READING[kind]) if kind in _NEEDS_READING else _needs_cleaning(cells)
     cleaned = final = cells
     if pc.any(work).as_py():
         part = clean_text(cells.filter(work))

@@ -100,10 +100,6 @@ def _is_invalid(series: pd.Series) -> pd.Series:
     return _per_value(series, _invalid_flags)
 
 
-def _arrow(series: pd.Series) -> pyarrow.Array:
-    return to_arrow(series.array.__arrow_array__())  # type: ignore[attr-defined]
-
-
 def _per_text(series: pd.Series, flags: Callable[[pyarrow.Array], pyarrow.Array]) -> pd.Series:
     """`flags` (Arrow text in, Arrow bool out) of each value of an Arrow-backed column, missing values False; over
     the dictionary only, when the column is a dictionary (as ingestion builds text columns)."""

@@ -204,6 +204,8 @@ def spread(
     per_distinct: np.ndarray[Any, Any], indices: np.ndarray[Any, Any], missing: object = None
 ) -> np.ndarray[Any, Any]:
     """Per-distinct results back onto the rows (`indices` from `distinct`); `missing` where the cell was missing."""
+    if not len(indices) or indices.min() >= 0:  # no missing cell: no copy with room for `missing`
+        return per_distinct[indices]
     extended = np.empty(len(per_distinct) + 1, dtype=per_distinct.dtype)
     extended[:-1] = per_distinct
     extended[-1] = missing
