@@ -159,6 +159,29 @@ def test_simple_key_patterns_match_in_re2_as_in_python(texts: list[str], letters
     assert schema._full_matches(column, pattern).tolist() == [pattern.fullmatch(t) is not None for t in texts]
 
 
+_PYTHON_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+EMAIL_PIECES = st.sampled_from(
+    ["taro", "Taro", "ß", "ǅ", "@", ".", "example", "EXAMPLE", "Co", "jp", "例え", " ", "\u3000"]
+)
+
+
+def python_email(text: str | None) -> object:
+    cleaned = python_clean(text)
+    if cleaned is None:
+        return None
+    if not _PYTHON_EMAIL.fullmatch(cleaned):
+        return "invalid"
+    local, domain = cleaned.split("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+@given(st.lists(st.one_of(st.lists(EMAIL_PIECES, max_size=8).map("".join), st.none()), min_size=1, max_size=30))
+@example(["taro@example.com", "Taro@Example.COM", "taro@EXAMPLE.com", "ß@ǅ.jp", "a@b@c.jp"])  # type: ignore[list-item]
+def test_email_column_reads_as_the_python_definition(texts: list[str | None]) -> None:
+    values, _ = normalise_raw(textcols.to_arrow(texts), FieldKind.EMAIL, "Asia/Tokyo")
+    assert [v if v is None or isinstance(v, str) else "invalid" for v in values] == [python_email(t) for t in texts]
+
+
 DATE_PIECES = st.sampled_from(
     ["2025", "1999", "0000", "R", "r", "H", "S", "令和", "平成", "昭和", "元", "7", "01", "1", "12", "13", "31", "40",
      "/", ".", "-", "年", "月", "日", " ", "  ", "T", ":", "30", "59", "60", "(日)", "(月)", "Z", "UTC", "+09:00",

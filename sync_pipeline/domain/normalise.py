@@ -196,9 +196,15 @@ def _email_text(cleaned: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     ok = tc.fullmatch(cleaned, _EMAIL)
     if not pc.any(ok).as_py():
         return pa.nulls(len(cleaned), tc.TEXT), present
-    parts = pc.extract_regex(cleaned.filter(ok), "^(?P<local>[^@]+)@(?P<domain>.+)$")
-    joined = pc.binary_join_element_wise(parts.field(0), tc.lower(parts.field(1)), pa.scalar("@", tc.TEXT))
-    text = pc.replace_with_mask(pa.nulls(len(cleaned), tc.TEXT), ok, joined)
+    text = pc.if_else(ok, cleaned, pa.scalar(None, tc.TEXT))
+    # An ASCII address without a capital letter is its own value (its domain is lower case already); only the others
+    # are split at the first @ and get their domain lower-cased.
+    plain = pc.and_(pc.string_is_ascii(cleaned), pc.equal(pc.ascii_lower(cleaned), cleaned))
+    mixed = tc.mask(pc.and_(ok, pc.invert(plain)))
+    if pc.any(mixed).as_py():
+        parts = pc.extract_regex(cleaned.filter(mixed), "^(?P<local>[^@]+)@(?P<domain>.+)$")
+        joined = pc.binary_join_element_wise(parts.field(0), tc.lower(parts.field(1)), pa.scalar("@", tc.TEXT))
+        text = pc.replace_with_mask(text, mixed, joined)
     return text, present & ~ok.to_numpy(zero_copy_only=False)
 
 

@@ -95,13 +95,14 @@ def to_objects(array: pa.Array) -> np.ndarray[Any, Any]:
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _mask(array: pa.Array) -> pa.Array:
+def mask(array: pa.Array) -> pa.Array:
+    """A boolean array with nulls as False (a filter or a mask)."""
     return pc.fill_null(array, False)
 
 
 def patch(array: pa.Array, where: pa.Array, fix: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """`array` with the cells where `where` holds replaced by `fix` of those cells (in order); the rest untouched."""
-    where = _mask(where)
+    where = mask(where)
     if not pc.any(where).as_py():
         return array
     fixed = fix(array.filter(where))
@@ -155,12 +156,12 @@ def null_if_empty(array: pa.Array) -> pa.Array:
 
 def matches(array: pa.Array, pattern: str) -> pa.Array:
     """Boolean per cell: the RE2 `pattern` matches somewhere in the cell (null cells are False)."""
-    return _mask(pc.match_substring_regex(array, pattern))
+    return mask(pc.match_substring_regex(array, pattern))
 
 
 def fullmatch(array: pa.Array, pattern: str) -> pa.Array:
     """Boolean per cell: the whole cell matches the RE2 `pattern` (null cells are False)."""
-    return _mask(pc.match_substring_regex(array, f"^(?:{pattern})$"))
+    return mask(pc.match_substring_regex(array, f"^(?:{pattern})$"))
 
 
 def distinct(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray[Any, Any]]:
