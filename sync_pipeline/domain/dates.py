@@ -1,8 +1,10 @@
 """Dates and times in a seller sheet: every form offices type, read column-wise, with a reason for each bad cell.
 
-Most cells are read by RE2 over the whole column (Arrow): the forms are spelled for cells made of ASCII and the few
-kanji the forms use, where `\\d` can only be 0-9 and `\\s` only a space, so they match exactly what the Python forms
-match. Any other cell (Arabic-Indic digits, say) goes through the Python forms themselves.
+The commonest shapes (2025/1/5 10:30, 2025-01-05T10:30+09:00, a serial) are recognised by one RE2 scan and their
+numbers read from the digits in numpy; most other cells are read by RE2 over the column (Arrow): the forms are spelled
+for cells made of ASCII and the few kanji the forms use, where `\\d` can only be 0-9 and `\\s` only a space, so they
+match exactly what the Python forms match. Any other cell (Arabic-Indic digits, say) goes through the Python forms
+themselves. The calendar, the zones and the serials are then worked out in numpy.
 """
 
 from __future__ import annotations

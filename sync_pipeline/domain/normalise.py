@@ -4,8 +4,9 @@ Each reader takes a column of cleaned cell text (str or None) and returns a colu
 typed value, None for an empty cell, or an `Invalid` carrying the reason the cell could not be read. The schema
 (`domain.schema`) turns those `Invalid` values into rejections; nothing here decides whether a row is synced.
 
-The work is done on Arrow string columns (`domain.textcols`), once per distinct cell; `normalise_value` sends one
-cell through the very same code, so that a seller number typed by an operator is read as the sheet's would be.
+The work is done on Arrow string columns (`domain.textcols`), once per distinct cell (or cell by cell, when a column
+hardly repeats itself), and only on the cells one scan finds in need of it; `normalise_value` sends one cell through
+the very same code, so that a seller number typed by an operator is read as the sheet's would be.
 """
 
 from __future__ import annotations

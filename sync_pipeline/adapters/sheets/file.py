@@ -6,8 +6,6 @@ import codecs
 import csv
 import datetime as dt
 import io
-import mmap
-import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,10 +70,10 @@ class FileSheetSource:
         return RawSheet(source=self.description, values=values, first_row=1)
 
     def _read_csv(self, delimiter: str) -> Sequence[Sequence[str]]:
-        fast = self._read_csv_mapped(delimiter)
+        data = self._read_bytes()
+        fast = _read_csv_columns(data, delimiter)
         if fast is not None:
             return fast
-        data = self._read_bytes()
         text = _decode(data, self.path)
         try:
             # newline="" so that line breaks inside quoted cells reach the csv module intact.
@@ -84,19 +82,6 @@ class FileSheetSource:
             raise SheetReadError(
                 ErrorCategory.CONFIGURATION, f"{self.path} is not a readable CSV file ({exc}); re-export it"
             ) from exc
-
-    def _read_csv_mapped(self, delimiter: str) -> ColumnRows | None:
-        """`_read_csv_columns` of the file mapped into memory: Arrow parses the page cache, with no copy of the file
-        in Python (a fresh copy of a million rows costs more than parsing them, on a machine where memory is slow to
-        hand out). None when it cannot be mapped, or must go through the csv module."""
-        try:
-            with self.path.open("rb") as handle:
-                if os.fstat(handle.fileno()).st_size == 0:
-                    return None
-                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            return None  # the plain read reports what is wrong
-        return _read_csv_columns(mapped, delimiter)
 
     def _read_bytes(self) -> bytes:
         try:
@@ -133,7 +118,7 @@ class FileSheetSource:
         return _trim(rows)
 
 
-def _read_csv_columns(data: bytes | mmap.mmap, delimiter: str) -> ColumnRows | None:
+def _read_csv_columns(data: bytes, delimiter: str) -> ColumnRows | None:
     """The CSV read by Arrow's parser straight into text columns, or None when it must go through the csv module.
 
     Arrow reads a rectangular UTF-8 file, as Excel and Sheets export it, many times faster than the csv module and
