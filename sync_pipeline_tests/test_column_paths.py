@@ -15,20 +15,23 @@ import unicodedata
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
-from sync_pipeline.domain import dates, textcols
+from sync_pipeline.domain import dates, schema, textcols
 from sync_pipeline.domain.amounts import _parse_amounts_python, parse_amounts
-from sync_pipeline.domain.fields import FieldKind
+from sync_pipeline.domain.fields import FIELDS, FieldKind
 from sync_pipeline.domain.normalise import (
+    CLEAN_STABLE_RANGES,
     CONTROL_CHARACTERS,
     INVISIBLE_CHARACTERS,
     clean_cells,
     normalise_raw,
     normalise_value,
 )
+from sync_pipeline_tests.support.sample_sheet import generate_rows
 
 _CLEANING = {**{c: " " for c in CONTROL_CHARACTERS}, **{c: None for c in INVISIBLE_CHARACTERS}}
 _RUN = re.compile(r"\s+")
@@ -51,6 +54,37 @@ def python_key(text: str | None) -> str | None:
 def python_text(text: str | None) -> str | None:
     cleaned = python_clean(text)
     return None if cleaned is None else (_RUN.sub(" ", cleaned) or None)
+
+
+_HYPHENS = re.compile("[\u2010-\u2015\u2212\u30fc\uff70\ufe63\uff0d\u2043\u02d7]")
+
+
+def python_phone(text: str | None) -> str | None:
+    cleaned = python_clean(text)
+    return None if cleaned is None else (_RUN.sub(" ", _HYPHENS.sub("-", cleaned)) or None)
+
+
+def stable_characters() -> list[int]:
+    """The definition of `CLEAN_STABLE_RANGES`: inside the Arrow-safe blocks, neither control nor invisible, its own
+    NFKC, no combining mark, and never the second character of a canonical composition."""
+    secondaries = set()
+    for code in range(0x110000):
+        decomposition = unicodedata.decomposition(chr(code))
+        if decomposition and not decomposition.startswith("<") and len(decomposition.split()) == 2:
+            secondaries.add(int(decomposition.split()[1], 16))
+    excluded = {*CONTROL_CHARACTERS, *INVISIBLE_CHARACTERS, *secondaries}
+    return [
+        code
+        for lo, hi in textcols.ARROW_SAFE_RANGES
+        for code in range(lo, hi + 1)
+        if code not in excluded
+        and not unicodedata.combining(chr(code))
+        and unicodedata.normalize("NFKC", chr(code)) == chr(code)
+    ]
+
+
+def ranges_codes(ranges: tuple[int | tuple[int, int], ...]) -> list[int]:
+    return [c for r in ranges for c in (range(r[0], r[1] + 1) if isinstance(r, tuple) else [r])]
 
 
 def full_width(text: str) -> str:
@@ -107,6 +141,47 @@ def test_cleaning_and_text_equal_the_python_definitions(texts: list[str | None])
     assert list(present) == [python_clean(t) is not None for t in texts]
 
 
+@given(
+    st.lists(
+        st.one_of(
+            st.text(st.characters(blacklist_categories=("Cs",)), max_size=9),
+            st.from_regex(r"[A-Z]{1,3}[0-9]{3,6}\n?", fullmatch=True),
+        ),
+        min_size=1,
+    ),
+    st.integers(1, 3),
+    st.integers(1, 6),
+)
+@example(["AB12345", "AB12345\n", "ab12345", "ＡＢ12345", "AB١٢٣٤٥"], 2, 5)
+def test_simple_key_patterns_match_in_re2_as_in_python(texts: list[str], letters: int, digits: int) -> None:
+    pattern = schema.seller_number_regex(rf"^[A-Z]{{{letters}}}\d{{{digits}}}$")
+    column = pd.Series(pd.arrays.ArrowExtensionArray(textcols.to_arrow(texts)))
+    assert schema._full_matches(column, pattern).tolist() == [pattern.fullmatch(t) is not None for t in texts]
+
+
+_PYTHON_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+EMAIL_PIECES = st.sampled_from(
+    ["taro", "Taro", "ß", "ǅ", "@", ".", "example", "EXAMPLE", "Co", "jp", "例え", " ", "\u3000"]
+)
+
+
+def python_email(text: str | None) -> object:
+    cleaned = python_clean(text)
+    if cleaned is None:
+        return None
+    if not _PYTHON_EMAIL.fullmatch(cleaned):
+        return "invalid"
+    local, domain = cleaned.split("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+@given(st.lists(st.one_of(st.lists(EMAIL_PIECES, max_size=8).map("".join), st.none()), min_size=1, max_size=30))
+@example(["taro@example.com", "Taro@Example.COM", "taro@EXAMPLE.com", "ß@ǅ.jp", "a@b@c.jp"])  # type: ignore[list-item]
+def test_email_column_reads_as_the_python_definition(texts: list[str | None]) -> None:
+    values, _ = normalise_raw(textcols.to_arrow(texts), FieldKind.EMAIL, "Asia/Tokyo")
+    assert [v if v is None or isinstance(v, str) else "invalid" for v in values] == [python_email(t) for t in texts]
+
+
 DATE_PIECES = st.sampled_from(
     ["2025", "1999", "0000", "R", "r", "H", "S", "令和", "平成", "昭和", "元", "7", "01", "1", "12", "13", "31", "40",
      "/", ".", "-", "年", "月", "日", " ", "  ", "T", ":", "30", "59", "60", "(日)", "(月)", "Z", "UTC", "+09:00",
@@ -114,8 +189,56 @@ DATE_PIECES = st.sampled_from(
 )  # fmt: skip
 
 
+def test_clean_stable_characters_are_what_unicodedata_says() -> None:
+    assert ranges_codes(CLEAN_STABLE_RANGES) == stable_characters()
+
+
+def test_cells_of_stable_characters_are_their_own_cleaned_text() -> None:
+    """Every pair of stable characters outside the CJK ideographs (which neither decompose nor compose) is NFKC."""
+    chars = [chr(c) for c in ranges_codes(CLEAN_STABLE_RANGES) if not 0x3400 <= c <= 0x9FFF]
+    assert [a + b for a in chars for b in chars if unicodedata.normalize("NFKC", a + b) != a + b] == []
+
+
+# Cells mostly of characters cleaning leaves alone (so that the quick path, which skips them, is taken), with the
+# spaces, hyphen look-alikes, kana that compose and letters of either case that make the slow path necessary.
+STABLE_PIECES = st.sampled_from(
+    ["東京都", "世田谷区", "カ", "か", "\u3099", "が", "ー", "−", "‐", "-", "03", "1234", "TK", "tk", "é", "ß", " ",
+     "  ", "\u3000", "\t", "\xa0", "\u200b", "ｶ", "ﾞ", "Ａ", "@", ".", "a"]
+)  # fmt: skip
+MOSTLY_STABLE = st.lists(STABLE_PIECES, max_size=8).map("".join)
+
+
+@given(st.lists(st.one_of(MOSTLY_STABLE, st.none()), min_size=1, max_size=30))
+def test_quick_path_reads_text_keys_and_phones_as_the_python_definitions(texts: list[str | None]) -> None:
+    arrow = textcols.to_arrow(texts)
+    assert list(normalise_raw(arrow, FieldKind.TEXT, "Asia/Tokyo")[0]) == [python_text(t) for t in texts]
+    assert list(normalise_raw(arrow, FieldKind.KEY, "Asia/Tokyo")[0]) == [python_key(t) for t in texts]
+    assert list(normalise_raw(arrow, FieldKind.PHONE, "Asia/Tokyo")[0]) == [python_phone(t) for t in texts]
+    present = normalise_raw(arrow, None, "Asia/Tokyo")[1]
+    assert list(present) == [python_clean(t) is not None for t in texts]
+
+
+@pytest.mark.parametrize("kind", list(FieldKind))
+def test_a_column_reads_the_same_cell_by_cell_as_by_distinct_cell(
+    kind: FieldKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column whose sample is mostly distinct is read cell by cell, others once per distinct cell: same values."""
+    rows = generate_rows(textcols.SAMPLE_CELLS + 500, seed=3)[1:]
+    column = list(FIELDS).index(next(f for f in FIELDS if f.kind is kind))
+    written = [r[column] if len(r) > column else None for r in rows]
+    cells = textcols.to_arrow([*written, "TK 00001", "tk00001", "ask", "2025/13/40", ""])
+    by_cell = normalise_raw(cells, kind, "Asia/Tokyo")
+    monkeypatch.setattr(textcols, "MOSTLY_DISTINCT", 2.0)  # never: always by distinct cell
+    by_distinct = normalise_raw(cells, kind, "Asia/Tokyo")
+    monkeypatch.setattr(textcols, "MOSTLY_DISTINCT", -1.0)  # always: always cell by cell
+    forced = normalise_raw(cells, kind, "Asia/Tokyo")
+    assert list(by_cell[0]) == list(by_distinct[0]) == list(forced[0])
+    assert list(by_cell[1]) == list(by_distinct[1]) == list(forced[1])
+
+
 @given(st.lists(st.lists(DATE_PIECES, max_size=12).map("".join), min_size=1, max_size=20))
 @example(["2025年1月5日10:30", "2025年1月5日(日)10:30", "2025年1月5日(日) 10:30", "R7.1.5 9:05+09:00", "2025/1-5"])
+@example(["2025-01-05T10:30Z", "2025/1/5 9:05:07+09:00", "2025.12.31 23:59-05:00", "2025年1月5日T9:05", "45000.25"])
 def test_date_forms_in_re2_read_what_the_python_forms_read(texts: list[str]) -> None:
     cleaned = clean_cells(pd.Series(texts, dtype=object))
     fast = dates._date_parts(cleaned)
@@ -154,6 +277,33 @@ def test_arrow_csv_reads_what_the_csv_module_reads(rows: list[list[str]]) -> Non
 
     fast = _read_csv_columns(data, ",")
     assert fast is None or list(fast) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a,b\r\n,\r\n1,2\r\n", "a,b\n,\n\n1,2\n", "a,b\r\n,\r\n\r\n1,2\r\n", "a,b\r,\r\r1,2\r", 'a,b\n"x\n\ny",2\n,\n'],
+)
+def test_rows_of_empty_cells_and_blank_lines_read_as_the_csv_module_reads_them(text: str) -> None:
+    from sync_pipeline.adapters.sheets.file import _read_csv_columns
+
+    expected = [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+    fast = _read_csv_columns(text.encode(), ",")
+    assert fast is None or list(fast) == expected
+    if "\n\n" not in text and "\r\r" not in text and "\n\r\n" not in text:
+        assert fast is not None  # a line of commas alone is no reason to leave Arrow
+
+
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r")), st.integers(1, 8))
+def test_blank_lines_are_found_across_scan_blocks(data: bytes, block: int) -> None:
+    from sync_pipeline.adapters.sheets import file
+
+    expected = any(pair in data for pair in (b"\n\n", b"\n\r", b"\r\r"))
+    original = file.SCAN_BLOCK_BYTES
+    try:
+        file.SCAN_BLOCK_BYTES = block
+        assert file._has_blank_line(data) == expected
+    finally:
+        file.SCAN_BLOCK_BYTES = original
 
 
 def test_the_file_source_hands_over_columns_for_a_plain_export(tmp_path: object) -> None:

@@ -25,6 +25,7 @@ from sync_pipeline.domain.fields import (
     KEY_FIELD,
     FieldKind,
 )
+from sync_pipeline.domain.hashing import record_hash
 from sync_pipeline.domain.ingest import VALID_COLUMNS, IngestRules, ingest_sheet
 from sync_pipeline.domain.schema import MAX_LENGTHS, RULES, VALUE_MAX_CHARS
 from sync_pipeline.domain.sheet import RawSheet, SheetSnapshot
@@ -187,6 +188,7 @@ def assert_snapshot_is_well_formed(snapshot: SheetSnapshot, rules: IngestRules) 
         assert r.value is None or len(r.value) <= VALUE_MAX_CHARS + 1
     for record in valid.to_dict("records"):
         assert isinstance(record["sheet_row"], int) and isinstance(record["row_hash"], str)
+        assert record["row_hash"] == record_hash(record)  # the column path hashes as the one-record definition
         assert re.fullmatch(rules.seller_number_pattern, record[KEY_FIELD], re.ASCII)
         for name in rules.required_fields:
             assert record[name] is not None, (name, record)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,9 +19,17 @@ import pyarrow.compute as pc
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, FieldKind
 
+try:  # CPython's own MD5: for a row of a few hundred bytes, setting up OpenSSL's context costs more than the hashing
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - an interpreter built without it
+    _md5 = hashlib.md5
+
 SEPARATOR = "\x1f"  # ASCII unit separator: never survives normalisation inside a cell, so fields cannot run together
 HASH_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 TIMESTAMP_TEXT_LENGTH = 19  # "YYYY-MM-DD HH:MM:SS": sheets carry no sub-second precision
+HASH_BATCH_ROWS = 65_536  # rows joined and hashed at once: big enough for Arrow to pay off, small enough to stay cheap
+_TEXT = pa.large_string()
+_SEPARATOR = pa.scalar(SEPARATOR, _TEXT)
 
 
 def canonical_text(value: object, kind: FieldKind) -> str:
@@ -63,15 +73,50 @@ def _canonical_column(series: pd.Series, kind: FieldKind) -> pa.Array:
     return pc.if_else(pa.array(missing), pa.scalar("", pa.large_string()), column)
 
 
+def canonical_values(values: np.ndarray[Any, Any], kind: FieldKind) -> pa.Array:
+    """`canonical_text` of each value of an object array, as Arrow text (a value that is not one of the kind's,
+    such as a normaliser's Invalid, counts as missing: such a row is rejected, never hashed)."""
+    if kind in _DATE_UNITS:
+        known = np.array([isinstance(v, dt.date) for v in values], dtype=bool)
+    elif kind is FieldKind.AMOUNT:
+        known = np.array([isinstance(v, int | np.integer) for v in values], dtype=bool)
+    else:
+        known = np.array([isinstance(v, str) for v in values], dtype=bool)
+    plain = values
+    if not known.all():
+        plain = values.copy()
+        plain[~known] = None
+    return _canonical_column(pd.Series(plain, dtype=object), kind)
+
+
+def hash_rows(columns: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]], rows: int) -> np.ndarray[Any, Any]:
+    """md5 hex (an object ndarray) of `rows` records given column by column in `HASH_FIELDS` order, each as the
+    canonical text of its distinct values (null: empty) and, per row, the position of the row's value among them
+    (-1: empty).
+
+    The rows are joined and hashed a slice at a time, so that a million rows never hold their text twice over.
+    """
+    digests = np.empty(rows, dtype=object)
+    for start in range(0, rows, HASH_BATCH_ROWS):
+        stop = min(start + HASH_BATCH_ROWS, rows)
+        parts = [text.take(pa.array(at[start:stop], mask=at[start:stop] < 0)) for text, at in columns]
+        joined = pc.binary_join_element_wise(*parts, _SEPARATOR, null_handling="replace", null_replacement="")
+        digests[start:stop] = _md5_hex(joined)  # an empty value (null) joins as ''
+    return digests
+
+
+def _md5_hex(joined: pa.Array) -> list[str]:
+    # hashlib has no vectorised form; one C call per row (over the UTF-8 bytes Arrow already holds) is the cheapest
+    # way to an md5 the database can reproduce.
+    return [_md5(data).hexdigest() for data in joined.cast(pa.large_binary()).to_pylist()]
+
+
 def row_hashes(records: pd.DataFrame) -> pd.Series:
     """md5 hex of each record's canonical text, aligned with `records.index`."""
     if records.empty:
         return pd.Series([], index=records.index, dtype=object)
     parts = [_canonical_column(records[name], FIELD_BY_NAME[name].kind) for name in HASH_FIELDS]
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(SEPARATOR, pa.large_string()))
-    # hashlib has no vectorised form; one C call per row (over the UTF-8 bytes Arrow already holds) is the cheapest
-    # way to an md5 the database can reproduce.
-    digests = [hashlib.md5(data).hexdigest() for data in joined.cast(pa.large_binary()).to_pylist()]
+    digests = _md5_hex(pc.binary_join_element_wise(*parts, _SEPARATOR))
     return pd.Series(digests, index=records.index, dtype=object)
 
 

@@ -11,15 +11,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sync_pipeline.domain import textcols as tc
 from sync_pipeline.domain.fields import (
     DEFAULT_REQUIRED_FIELDS,
     DEFAULT_SELLER_NUMBER_PATTERN,
     FIELD_BY_NAME,
     FIELD_NAMES,
 )
-from sync_pipeline.domain.hashing import row_hashes
+from sync_pipeline.domain.hashing import HASH_FIELDS, hash_rows
 from sync_pipeline.domain.headers import map_headers
-from sync_pipeline.domain.normalise import normalise_raw, records_frame
+from sync_pipeline.domain.normalise import DistinctColumn, read_distinct, validation_records
 from sync_pipeline.domain.schema import find_rejections
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import HeaderReport, RawSheet, Rejection, SheetSnapshot, text_columns
@@ -67,40 +68,57 @@ def ingest_sheet(raw: RawSheet, rules: IngestRules) -> SheetSnapshot:
     columns = text_columns(raw.values[below - raw.first_row :])
     rows = len(columns[0]) if columns else 0
     field_at = {col: name for name, col in header.columns.items()} if header.ok else {}
-    typed: dict[str, np.ndarray[Any, Any]] = {}
+    typed: dict[str, DistinctColumn] = {}
     non_blank = np.zeros(rows, dtype=bool)
     for col, column in enumerate(columns):  # one pass per column: cleaned, read and checked for blankness at once
         name = field_at.get(col)
-        values, present = normalise_raw(column, FIELD_BY_NAME[name].kind if name else None, rules.timezone)
-        non_blank |= present
+        read = read_distinct(column, FIELD_BY_NAME[name].kind if name else None, rules.timezone)
+        non_blank |= tc.spread(read.present, read.indices, missing=False)
         if name is not None:
-            typed[name] = values
+            typed[name] = read
     rows_read = int(non_blank.sum())
     notes = _notes(header)
     if not header.ok:
         return _snapshot(raw, header, rows_read, empty_valid_frame(), (), started, notes)
 
-    index = pd.RangeIndex(below, below + rows)[non_blank]
-    records = records_frame({name: values[non_blank] for name, values in typed.items()}, index)
-    keep = pa.array(non_blank)
+    positions = np.flatnonzero(non_blank)  # the non-blank rows, as positions below the header
+    index = pd.Index(positions + below)
+    records = validation_records(typed, positions, index)
     raw_fields = pd.DataFrame(  # the cell text as read, for the rejections' messages (Arrow-backed: no copies)
         {
-            name: pd.Series(columns[col].filter(keep).to_pandas(types_mapper=pd.ArrowDtype).array, index=index)
+            name: pd.Series(pd.arrays.ArrowExtensionArray(columns[col]), index=pd.RangeIndex(below, below + rows))
             for name, col in header.columns.items()
             if col < len(columns)
         },
-        index=index,
+        index=pd.RangeIndex(below, below + rows),
     )
     rejections = find_rejections(records, raw_fields, header, rules.seller_number_pattern, rules.required_fields)
-    rejected_rows = {r.sheet_row for r in rejections}
-    valid = records[~records.index.isin(list(rejected_rows))] if rejected_rows else records
-    valid = valid.assign(
-        sheet_row=pd.Series(valid.index.to_numpy().astype(object), index=valid.index, dtype=object),
-        row_hash=row_hashes(valid[list(FIELD_NAMES)]).astype(object),
-    )
-    valid = valid.reset_index(drop=True)[list(VALID_COLUMNS)]
+    del records, raw_fields  # a million rows' worth, not needed for the valid frame
+    if rejections:
+        rejected = np.isin(positions + below, np.fromiter({r.sheet_row for r in rejections}, dtype=np.int64))
+        positions = positions[~rejected]
+    valid = _valid_frame(typed, positions, below)
     ordered = tuple(sorted(rejections, key=lambda r: (r.sheet_row, header.columns.get(r.field or "", -1), r.rule)))
     return _snapshot(raw, header, rows_read, valid, ordered, started, notes)
+
+
+def _valid_frame(typed: Mapping[str, DistinctColumn], positions: np.ndarray[Any, Any], below: int) -> pd.DataFrame:
+    """The `valid` frame of the rows at `positions`: plain Python values in object columns, and each row's hash."""
+    if not len(positions):
+        return empty_valid_frame()
+    missing = np.full(len(positions), None, dtype=object)
+    hashed: list[tuple[pa.Array, np.ndarray[Any, Any]]] = []
+    for name in HASH_FIELDS:
+        column = typed.get(name)
+        if column is None:
+            hashed.append((pa.array([], type=pa.large_string()), np.full(len(positions), -1)))
+        else:
+            hashed.append((column.canonical, column.indices[positions]))
+    values = {name: typed[name].rows(positions) if name in typed else missing for name in FIELD_NAMES}
+    values["sheet_row"] = (positions + below).astype(object)  # Python ints
+    values["row_hash"] = hash_rows(hashed, len(positions))
+    columns = {name: pd.Series(values[name], dtype=object, copy=False) for name in VALID_COLUMNS}
+    return pd.DataFrame(columns, copy=False)  # the columns as they are, not copied into one block
 
 
 def _notes(header: HeaderReport) -> tuple[str, ...]:

@@ -4,14 +4,16 @@ Each reader takes a column of cleaned cell text (str or None) and returns a colu
 typed value, None for an empty cell, or an `Invalid` carrying the reason the cell could not be read. The schema
 (`domain.schema`) turns those `Invalid` values into rejections; nothing here decides whether a row is synced.
 
-The work is done on Arrow string columns (`domain.textcols`), once per distinct cell; `normalise_value` sends one
-cell through the very same code, so that a seller number typed by an operator is read as the sheet's would be.
+The work is done on Arrow string columns (`domain.textcols`), once per distinct cell (or cell by cell, when a column
+hardly repeats itself), and only on the cells one scan finds in need of it; `normalise_value` sends one cell through
+the very same code, so that a seller number typed by an operator is read as the sheet's would be.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -38,10 +40,15 @@ from sync_pipeline.domain.dates import (
     SECONDS_PER_DAY,
     SERIAL_ORIGIN,
     SHOWA_FIRST_YEAR,
+    dates_with_text,
+    datetimes_with_text,
     parse_dates,
     parse_datetimes,
+    read_dates,
+    read_datetimes,
 )
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELD_NAMES, FieldKind
+from sync_pipeline.domain.hashing import canonical_values
 from sync_pipeline.domain.values import Invalid
 
 __all__ = [
@@ -91,13 +98,32 @@ CONTROL_CHARACTERS: Final = (*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2
 _CONTROL: Final = tc.char_class(CONTROL_CHARACTERS)
 _INVISIBLE: Final = tc.char_class(c for c in INVISIBLE_CHARACTERS if not 0xD800 <= c < 0xE000)
 
+# The characters that cleaning leaves as they are, alone and next to one another: no control or invisible character,
+# NFKC-stable, no combining mark, never the second half of a composition (so no neighbour composes with them), and
+# inside `textcols.ARROW_SAFE_RANGES` (no Hangul, whose composition is algorithmic). A cell made of these with no
+# space at either end is its own cleaned text, so cleaning skips it: most cells of a Japanese sheet are. A test
+# derives the list from unicodedata and checks every pair outside the CJK ideograph blocks.
+CLEAN_STABLE_RANGES: Final[tuple[int | tuple[int, int], ...]] = (
+    (0x0020, 0x007E), (0x00A1, 0x00A7), 0x00A9, (0x00AB, 0x00AC), 0x00AE, (0x00B0, 0x00B1), (0x00B6, 0x00B7), 0x00BB,
+    (0x00BF, 0x00FF), 0x2010, (0x2012, 0x2016), (0x2018, 0x2023), 0x2027, (0x2030, 0x2032), 0x2035, (0x2038, 0x203B),
+    0x203D, (0x203F, 0x2046), (0x204A, 0x2056), (0x2058, 0x205E), (0x206A, 0x206F), (0x3001, 0x3029), (0x3030, 0x3035),
+    0x3037, (0x303B, 0x303F), (0x3041, 0x3096), (0x309D, 0x309E), (0x30A0, 0x30FE), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+)  # fmt: skip
+# A cell cleaning may change: a character outside the stable ones, or a space at either end (the only whitespace
+# character that is stable is the space itself).
+_NEEDS_CLEANING: Final = f"{tc.char_class(CLEAN_STABLE_RANGES, negate=True)}|^ | $"
+
 
 def clean_text(raw: pa.Array) -> pa.Array:
     """NFKC, invisible characters removed, control characters as spaces, trimmed; empty → null (Arrow in and out).
 
     The order is that of str.translate then str.normalize then str.strip, which it reproduces exactly.
     """
-    text = tc.replace(tc.replace(raw, _CONTROL, " "), _INVISIBLE, "")
+    text = tc.patch(  # one scan finds the cells with either kind (rare): those get both replacements
+        raw,
+        tc.matches(raw, f"{_CONTROL}|{_INVISIBLE}"),
+        lambda part: pc.replace_substring_regex(pc.replace_substring_regex(part, _CONTROL, " "), _INVISIBLE, ""),
+    )
     return tc.null_if_empty(tc.strip(tc.nfkc(text)))
 
 
@@ -109,6 +135,8 @@ def clean_cells(series: pd.Series) -> pd.Series:
     """`clean_text` of an object column: str or None."""
     return _series(tc.to_objects(clean_text(tc.to_arrow(series.to_numpy(dtype=object)))), series.index)
 
+
+READ_BATCH_CELLS: Final = 65_536  # distinct cells read at once (see `read_distinct`)
 
 # --- text kinds -----------------------------------------------------------------------------------------------
 
@@ -125,33 +153,60 @@ _EMAIL_REASON: Final = "it is not an e-mail address"
 _EMAIL_INVALID: Final = Invalid(_EMAIL_REASON)
 
 
-def _text(cleaned: pa.Array) -> np.ndarray[Any, Any]:
+def _text(cleaned: pa.Array) -> pa.Array:
     """Free text: internal runs of whitespace collapsed to one space."""
-    return tc.to_objects(tc.null_if_empty(tc.replace(cleaned, tc.WHITESPACE_RUN, " ")))
+    return tc.null_if_empty(tc.replace(cleaned, tc.WHITESPACE_RUN, " "))
 
 
-def _seller_number(cleaned: pa.Array) -> np.ndarray[Any, Any]:
+def _seller_number(cleaned: pa.Array) -> pa.Array:
     """The key: every space removed and upper-cased (ＡＡ００１２３ and 'aa 00123' → AA00123); zeros kept."""
-    return tc.to_objects(tc.null_if_empty(tc.upper(tc.replace(cleaned, tc.WHITESPACE_RUN, ""))))
+    return tc.null_if_empty(tc.upper(tc.replace(cleaned, tc.WHITESPACE_RUN, "")))
 
 
-def _phone(cleaned: pa.Array) -> np.ndarray[Any, Any]:
+def _phone(cleaned: pa.Array) -> pa.Array:
     """Phone numbers stay text (leading zeros survive); hyphen look-alikes become '-', spaces collapse."""
-    text = tc.replace(tc.replace(cleaned, _HYPHEN_LIKE, "-"), tc.WHITESPACE_RUN, " ")
-    return tc.to_objects(tc.null_if_empty(text))
+    return tc.null_if_empty(tc.replace(tc.replace(cleaned, _HYPHEN_LIKE, "-"), tc.WHITESPACE_RUN, " "))
+
+
+_TEXT_READERS: Final[Mapping[FieldKind | None, Callable[[pa.Array], pa.Array]]] = {
+    FieldKind.KEY: _seller_number,
+    FieldKind.TEXT: _text,
+    FieldKind.PHONE: _phone,
+}
+# Cells that cleaning or a text reader may change; any other cell is its own value. A seller number is left alone
+# when it is printable ASCII with no space and no lower-case letter; other text when it needs no cleaning and has no
+# run of spaces (nor, in a phone number, a hyphen look-alike).
+_NEEDS_READING: Final[Mapping[FieldKind | None, str]] = {
+    FieldKind.KEY: tc.char_class(((0x21, 0x60), (0x7B, 0x7E)), negate=True),
+    FieldKind.TEXT: _NEEDS_CLEANING + "|  ",
+    FieldKind.PHONE: f"{_NEEDS_CLEANING}|  |{_HYPHEN_LIKE}",
+}
 
 
 def _email(cleaned: pa.Array) -> np.ndarray[Any, Any]:
     """E-mail: the domain lower-cased (it is case-insensitive; the local part is left alone); others Invalid."""
+    text, invalid = _email_text(cleaned)
+    result = tc.to_objects(text)
+    result[invalid] = _EMAIL_INVALID
+    return result
+
+
+def _email_text(cleaned: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
+    """`_email` as Arrow text (null where empty or not an address) and which cells are not an address."""
     present = cleaned.is_valid().to_numpy(zero_copy_only=False)
     ok = tc.fullmatch(cleaned, _EMAIL)
-    result = np.full(len(cleaned), None, dtype=object)
-    result[present] = _EMAIL_INVALID
-    if pc.any(ok).as_py():
-        parts = pc.extract_regex(cleaned.filter(ok), "^(?P<local>[^@]+)@(?P<domain>.+)$")
+    if not pc.any(ok).as_py():
+        return pa.nulls(len(cleaned), tc.TEXT), present
+    text = pc.if_else(ok, cleaned, pa.scalar(None, tc.TEXT))
+    # An ASCII address without a capital letter is its own value (its domain is lower case already); only the others
+    # are split at the first @ and get their domain lower-cased.
+    plain = pc.and_(pc.string_is_ascii(cleaned), pc.equal(pc.ascii_lower(cleaned), cleaned))
+    mixed = tc.mask(pc.and_(ok, pc.invert(plain)))
+    if pc.any(mixed).as_py():
+        parts = pc.extract_regex(cleaned.filter(mixed), "^(?P<local>[^@]+)@(?P<domain>.+)$")
         joined = pc.binary_join_element_wise(parts.field(0), tc.lower(parts.field(1)), pa.scalar("@", tc.TEXT))
-        result[ok.to_numpy(zero_copy_only=False)] = tc.to_objects(joined)
-    return result
+        text = pc.replace_with_mask(text, mixed, joined)
+    return text, present & ~ok.to_numpy(zero_copy_only=False)
 
 
 # --- one column, one frame ------------------------------------------------------------------------------------
@@ -159,22 +214,17 @@ def _email(cleaned: pa.Array) -> np.ndarray[Any, Any]:
 
 def read_text(cleaned: pa.Array, kind: FieldKind, timezone: str) -> np.ndarray[Any, Any]:
     """Read one Arrow column of cleaned cell text (see `clean_text`) as `kind`: an object ndarray."""
-    if kind is FieldKind.KEY:
-        return _seller_number(cleaned)
-    if kind is FieldKind.PHONE:
-        return _phone(cleaned)
+    if kind in _TEXT_READERS:
+        return tc.to_objects(_TEXT_READERS[kind](cleaned))
     if kind is FieldKind.EMAIL:
         return _email(cleaned)
-    if kind in (FieldKind.DATE, FieldKind.DATETIME, FieldKind.AMOUNT):
-        series = pd.Series(tc.to_objects(cleaned), dtype=object)
-        if kind is FieldKind.DATE:
-            parsed = parse_dates(series)
-        elif kind is FieldKind.DATETIME:
-            parsed = parse_datetimes(series, timezone)
-        else:
-            parsed = parse_amounts(series)
-        return parsed.to_numpy(dtype=object)
-    return _text(cleaned)
+    if kind is FieldKind.DATE:
+        return read_dates(cleaned)
+    if kind is FieldKind.DATETIME:
+        return read_datetimes(cleaned, timezone)
+    if kind is FieldKind.AMOUNT:
+        return parse_amounts(pd.Series(tc.to_objects(cleaned), dtype=object)).to_numpy(dtype=object)
+    raise ValueError(f"no reader for field kind {kind!r}")
 
 
 def read_column(cleaned: pd.Series, kind: FieldKind, timezone: str) -> pd.Series:
@@ -189,13 +239,112 @@ def normalise_raw(
 
     Returns the typed values (None when `kind` is None) and whether each cell is non-blank once cleaned.
     """
-
-    distinct, indices = tc.distinct(raw)
-    cleaned = clean_text(distinct)
-    present = tc.spread(cleaned.is_valid().to_numpy(zero_copy_only=False), indices, missing=False)
+    column = read_distinct(raw, kind, timezone)
+    present = tc.spread(column.present, column.indices, missing=False)
     if kind is None:
         return np.full(len(raw), None, dtype=object), present
-    return tc.spread(read_text(cleaned, kind, timezone), indices), present
+    return tc.spread(column.values, column.indices), present
+
+
+@dataclass(frozen=True)
+class DistinctColumn:
+    """One sheet column read once per distinct cell: `values[indices[i]]` is row i's value (-1: a missing cell)."""
+
+    values: np.ndarray[Any, Any]  # object, per distinct cell: the typed value, None when empty, or Invalid
+    present: np.ndarray[Any, Any]  # bool, per distinct cell: non-blank once cleaned
+    indices: np.ndarray[Any, Any]  # per row
+    canonical: pa.Array  # text, per distinct cell: the value's `hashing.canonical_text`; null for None and Invalid
+    invalid: np.ndarray[Any, Any]  # bool, per distinct cell: the value is an Invalid
+    repeats: bool = True  # whether cells were found to repeat (and read once each), or were read cell by cell
+
+    def rows(self, positions: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values of every row, or of the rows at `positions` (an object ndarray)."""
+        return tc.spread(self.values, self.indices if positions is None else self.indices[positions])
+
+    def categories(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """The distinct values without repeats (two cells can read alike: 'TK 00001' and 'tk00001'), None left out,
+        and per distinct cell the position of its value among them (-1 for None). Found by Arrow over the values'
+        canonical text, which tells values of one kind apart exactly as equality does."""
+        identity = self.canonical
+        if self.invalid.any():
+            reasons = [f"\x00{v.reason}" for v in self.values[self.invalid]]
+            identity = pc.replace_with_mask(identity, pa.array(self.invalid), pa.array(reasons, type=identity.type))
+        _, codes = tc.distinct(identity)
+        present = np.flatnonzero(codes >= 0)
+        _, first = np.unique(codes[present], return_index=True)  # the first cell of each value stands for it
+        return self.values[present[first]], codes
+
+
+def read_distinct(raw: pa.Array | pa.ChunkedArray, kind: FieldKind | None, timezone: str) -> DistinctColumn:
+    """`normalise_raw`, kept per distinct cell (`textcols.distinct_or_cells`), read `READ_BATCH_CELLS` at a time: the
+    temporaries of a batch stay small enough to be reused, where those of a million cells would be fresh memory for
+    every step."""
+    distinct, indices = tc.distinct_or_cells(raw)
+    batches = [
+        _read_cells(tc.combined(distinct.slice(start, READ_BATCH_CELLS)), kind, timezone)
+        for start in range(0, max(len(distinct), 1), READ_BATCH_CELLS)
+    ]
+    if len(batches) == 1:
+        values, present, canonical, invalid = batches[0]
+    else:
+        parts = list(zip(*batches, strict=True))
+        values, present, invalid = (np.concatenate(parts[i]) for i in (0, 1, 3))
+        canonical = pa.concat_arrays(parts[2])
+    return DistinctColumn(values, present, indices, canonical, invalid, repeats=len(distinct) < len(raw))
+
+
+def _needs_cleaning(cells: pa.Array) -> pa.Array:
+    """`matches(cells, _NEEDS_CLEANING)`, with the regex spared the cells of printable ASCII (most dates, amounts and
+    e-mail addresses): all their characters are stable, so only a space at either end needs cleaning."""
+    plain = pc.fill_null(pc.ascii_is_printable(cells), False).to_numpy(zero_copy_only=False)
+    if not plain.any():
+        return tc.matches(cells, _NEEDS_CLEANING)
+    edged = pc.or_(pc.starts_with(cells, " "), pc.ends_with(cells, " "))
+    work = plain & pc.fill_null(edged, False).to_numpy(zero_copy_only=False)
+    if not plain.all():
+        rest = pa.array(~plain)
+        work[~plain] = tc.matches(cells.filter(rest), _NEEDS_CLEANING).to_numpy(zero_copy_only=False)
+    return pa.array(work)
+
+
+def _read_cells(
+    cells: pa.Array, kind: FieldKind | None, timezone: str
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Array, np.ndarray[Any, Any]]:
+    """The values, presence, canonical text and invalidity (see `DistinctColumn`) of some distinct cells. Cells that
+    one scan finds clean (`_NEEDS_CLEANING`, or for text kinds `_NEEDS_READING`) are their own value; only the others
+    go through cleaning (and reading, for text)."""
+    reader = _TEXT_READERS.get(kind)
+    work = tc.matches(cells, _NEEDS_READING[kind]) if kind in _NEEDS_READING else _needs_cleaning(cells)
+    cleaned = final = cells
+    if pc.any(work).as_py():
+        part = clean_text(cells.filter(work))
+        cleaned = pc.replace_with_mask(cells, work, part)
+        final = pc.replace_with_mask(cleaned, work, reader(part)) if reader is not None else cleaned
+    cleaned = tc.null_if_empty(cleaned)
+    present = cleaned.is_valid().to_numpy(zero_copy_only=False)
+    invalid = np.zeros(len(cells), dtype=bool)
+    if kind is None:
+        return np.full(len(cells), None, dtype=object), present, pa.nulls(len(cells), tc.TEXT), invalid
+    if reader is not None:
+        canonical = tc.null_if_empty(final)
+        values = tc.to_objects(canonical)
+    elif kind is FieldKind.EMAIL:
+        canonical, invalid = _email_text(cleaned)
+        values = tc.to_objects(canonical)
+        values[invalid] = _EMAIL_INVALID
+    elif kind in (FieldKind.DATE, FieldKind.DATETIME):
+        if kind is FieldKind.DATE:
+            values, canonical, invalid = dates_with_text(cleaned)
+        else:
+            values, canonical, invalid = datetimes_with_text(cleaned, timezone)
+    else:
+        values = read_text(cleaned, kind, timezone)
+        invalid = np.array([type(v) is Invalid for v in values], dtype=bool)
+        plain = values.copy()
+        plain[invalid] = None
+        canonical = canonical_values(plain, kind)
+        canonical = pc.if_else(pa.array(present & ~invalid), canonical, pa.scalar(None, tc.TEXT))
+    return values, present, canonical.cast(tc.TEXT), invalid
 
 
 def normalise_column(raw: pd.Series, kind: FieldKind, timezone: str) -> pd.Series:
@@ -218,13 +367,37 @@ def read_records(cleaned: pd.DataFrame, timezone: str) -> pd.DataFrame:
     return pd.DataFrame(columns, index=cleaned.index)
 
 
-def records_frame(values: Mapping[str, np.ndarray[Any, Any]], index: pd.Index) -> pd.DataFrame:
-    """The typed record frame from typed columns by field name; absent fields are all None."""
-    missing = np.full(len(index), None, dtype=object)
-    return pd.DataFrame(
-        {name: pd.Series(values.get(name, missing), index=index, dtype=object) for name in FIELD_NAMES},
-        index=index,
-    )
+def validation_records(
+    columns: Mapping[str, DistinctColumn], positions: np.ndarray[Any, Any], index: pd.Index
+) -> pd.DataFrame:
+    """The typed record frame (columns `FIELD_NAMES`) of the rows at `positions`, on `index`, as the schema validates
+    it, with as few Python objects per cell as each column allows: text as an Arrow dictionary over the column's
+    text (no copy), a key that does not repeat as Arrow strings; a column whose cells repeat categorical over its
+    values, so that its checks run once per value (object categories: typed values and Invalids); any other column of
+    dates, amounts or e-mail addresses as the objects the `valid` frame holds. Absent fields are all missing."""
+    frame: dict[str, pd.Series] = {}
+    for name in FIELD_NAMES:
+        column = columns.get(name)
+        kind = FIELD_BY_NAME[name].kind
+        if column is None:
+            frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(positions), tc.TEXT)), index=index)
+        elif kind in (FieldKind.TEXT, FieldKind.PHONE):  # the text itself is not copied: a dictionary over it
+            at = column.indices[positions]
+            missing = (at < 0) | ~column.canonical.is_valid().to_numpy(zero_copy_only=False)[at]
+            text = pa.DictionaryArray.from_arrays(pa.array(at, mask=missing), column.canonical)
+            frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=index)
+        elif kind is FieldKind.KEY and not column.repeats:  # plain text, for pandas to find repeats
+            at = column.indices[positions]
+            text = column.canonical.take(pa.array(at, mask=at < 0))  # a missing cell (-1) takes a null
+            frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=index)
+        elif column.repeats:
+            uniques, distinct_codes = column.categories()
+            codes = tc.spread(distinct_codes, column.indices[positions], missing=-1)
+            dtype = pd.CategoricalDtype(pd.Index(uniques, dtype=object))
+            frame[name] = pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), index=index)
+        else:
+            frame[name] = pd.Series(column.rows(positions), index=index, dtype=object)
+    return pd.DataFrame(frame, index=index)
 
 
 # --- one value (for callers outside the hot path: an operator's seller number, tests) -------------------------

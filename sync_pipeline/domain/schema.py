@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow
 import pyarrow.compute as pc
+from pandas.api.types import infer_dtype
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, KEY_FIELD, FieldKind
 from sync_pipeline.domain.normalise import Invalid
 from sync_pipeline.domain.sheet import HeaderReport, Rejection, a1
-from sync_pipeline.domain.textcols import to_arrow
+from sync_pipeline.domain.textcols import fullmatch as tc_fullmatch
+from sync_pipeline.domain.textcols import to_arrow, to_objects
 
 if TYPE_CHECKING:  # pandera is imported when a sheet is validated: commands that only read the database skip it
     import pandera.pandas as pa
@@ -51,6 +54,10 @@ MAX_LENGTHS: Final[Mapping[str, int]] = {
 VALUE_MAX_CHARS: Final = 200  # Rejection.value keeps this much of a cell: enough to recognise it, not a whole essay
 MESSAGE_EXCERPT_CHARS: Final = 60  # the quote of the cell inside a message stays readable on one line
 MAX_LISTED_ROWS: Final = 10  # a duplicate's message lists at most this many other rows, then "and N more"
+# A seller-number pattern of capital letters then digits (^[A-Z]{2}\d{5}$): RE2 reads it as Python's re (ASCII) does.
+_SIMPLE_PATTERN: Final = re.compile(r"\^?\[A-Z\]\{(\d+)\}\\d\{(\d+)\}\$?")
+# What pandas' infer_dtype calls a column whose values (missing ones aside) are all of one type that is not Invalid.
+_NEVER_INVALID: Final = frozenset({"empty", "string", "integer", "date", "datetime"})
 
 _PARSE_RULES: Final[Mapping[FieldKind, str]] = {
     FieldKind.DATE: RULE_INVALID_DATE,
@@ -72,24 +79,76 @@ def seller_number_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.ASCII)
 
 
+def _per_value(series: pd.Series, flags: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]) -> pd.Series:
+    """`flags` of each value of the column (an object ndarray in, a bool ndarray out), missing values False. A
+    categorical column (as ingestion builds it) is flagged once per category and spread by its codes."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        return _per_text(series, lambda text: pyarrow.array(flags(to_objects(text)).astype(bool)))
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        per_category = np.append(flags(series.cat.categories.to_numpy(dtype=object)).astype(bool), False)
+        return pd.Series(per_category[series.cat.codes.to_numpy()], index=series.index, dtype=bool)
+    return pd.Series(flags(series.to_numpy(dtype=object)).astype(bool), index=series.index, dtype=bool)
+
+
+def _invalid_flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if infer_dtype(values, skipna=True) in _NEVER_INVALID:  # one pass in C says every value is of one plain type
+        return np.zeros(len(values), dtype=bool)
+    return np.array([type(value) is Invalid for value in values], dtype=bool)  # a comprehension: 10x Series.map
+
+
 def _is_invalid(series: pd.Series) -> pd.Series:
-    flags = [type(value) is Invalid for value in series.to_numpy(dtype=object)]  # a comprehension: 10x Series.map
-    return pd.Series(flags, index=series.index, dtype=bool)
+    return _per_value(series, _invalid_flags)
+
+
+def _per_text(series: pd.Series, flags: Callable[[pyarrow.Array], pyarrow.Array]) -> pd.Series:
+    """`flags` (Arrow text in, Arrow bool out) of each value of an Arrow-backed column, missing values False; over
+    the dictionary only, when the column is a dictionary (as ingestion builds text columns)."""
+    column = series.array.__arrow_array__()  # type: ignore[attr-defined]
+    if pyarrow.types.is_dictionary(column.type):
+        column = column.combine_chunks() if isinstance(column, pyarrow.ChunkedArray) else column
+        result = flags(to_arrow(column.dictionary)).take(column.indices)
+    else:
+        result = flags(to_arrow(column))
+    return pd.Series(pc.fill_null(result, False).to_numpy(zero_copy_only=False), index=series.index, dtype=bool)
 
 
 def _too_long(series: pd.Series, limit: int) -> pd.Series:
     """Text longer than `limit` characters; None (or an Invalid in the e-mail column) never is. Counted by Arrow."""
-    lengths = pc.utf8_length(to_arrow(series.to_numpy(dtype=object)))
-    return pd.Series(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False), index=series.index)
+    if isinstance(series.dtype, pd.ArrowDtype):  # text as ingestion hands it over: no Python strings at all
+        return _per_text(series, lambda text: pc.greater(pc.utf8_length(text), limit))
+
+    def flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if infer_dtype(values, skipna=False) == "string":  # all text: Python counts characters as Arrow does
+            return np.fromiter(map(len, values), dtype=np.int64, count=len(values)) > limit
+        lengths = pc.utf8_length(to_arrow(values))
+        return np.asarray(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False))
+
+    return _per_value(series, flags)
+
+
+def _re2_twin(pattern: str) -> str | None:
+    """The configured pattern as an RE2 pattern that matches exactly the same whole texts, when it is one of the
+    simple letters-then-digits patterns `describe_pattern` names (the default among them); None for any other."""
+    simple = _SIMPLE_PATTERN.fullmatch(pattern)
+    return None if simple is None else f"[A-Z]{{{simple.group(1)}}}[0-9]{{{simple.group(2)}}}"
 
 
 def _full_matches(series: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
-    """The configured (Python) pattern matches the whole text; None never does. A comprehension: 2x the .str path."""
-    values = series.to_numpy(dtype=object)
-    flags = np.zeros(len(values), dtype=bool)
-    text = np.flatnonzero([type(v) is str for v in values])
-    flags[text] = [m is not None for m in map(pattern.fullmatch, values[text])]
-    return pd.Series(flags, index=series.index, dtype=bool)
+    """The configured (Python) pattern matches the whole text; None never does. A comprehension: 2x the .str path;
+    for a simple pattern on Arrow text, RE2 over the column."""
+    twin = _re2_twin(pattern.pattern)
+    if twin is not None and isinstance(series.dtype, pd.ArrowDtype):
+        return _per_text(series, lambda text: tc_fullmatch(text, twin))
+
+    def flags(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if infer_dtype(values, skipna=False) == "string":  # all text (as the categories of a key column are)
+            return np.array([m is not None for m in map(pattern.fullmatch, values)], dtype=bool)
+        result = np.zeros(len(values), dtype=bool)
+        text = np.flatnonzero([type(v) is str for v in values])
+        result[text] = [m is not None for m in map(pattern.fullmatch, values[text])]
+        return result
+
+    return _per_value(series, flags)
 
 
 def _no_longer_than(limit: int) -> pa.Check:
@@ -131,7 +190,7 @@ def build_schema(seller_number_pattern: str, required_fields: tuple[str, ...]) -
 def describe_pattern(pattern: str) -> str:
     """The seller-number format in words, for messages: the default reads "two capital letters and five digits
     like AB12345"; any other pattern is quoted."""
-    simple = re.fullmatch(r"\^?\[A-Z\]\{(\d+)\}\\d\{(\d+)\}\$?", pattern)
+    simple = _SIMPLE_PATTERN.fullmatch(pattern)
     if simple is None:
         return f"match the pattern {pattern}"
     letters, digits = int(simple.group(1)), int(simple.group(2))

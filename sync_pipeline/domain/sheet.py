@@ -36,8 +36,8 @@ class ColumnRows(Sequence[list[str]]):
     without ever building a million row lists.
     """
 
-    def __init__(self, columns: Iterable[pa.Array]) -> None:
-        self.columns: tuple[pa.Array, ...] = tuple(columns)
+    def __init__(self, columns: Iterable[pa.Array | pa.ChunkedArray]) -> None:
+        self.columns: tuple[pa.Array | pa.ChunkedArray, ...] = tuple(columns)
 
     def __len__(self) -> int:
         return len(self.columns[0]) if self.columns else 0
@@ -77,7 +77,7 @@ def _text_column(cells: Sequence[object]) -> pa.Array:
         return to_arrow(cells)
 
 
-def text_columns(rows: Sequence[Sequence[Any]]) -> list[pa.Array]:
+def text_columns(rows: Sequence[Sequence[Any]]) -> list[pa.Array | pa.ChunkedArray]:
     """The rows as Arrow text columns, ragged rows padded with missing cells (zero-copy for `ColumnRows`)."""
     if isinstance(rows, ColumnRows):
         return list(rows.columns)

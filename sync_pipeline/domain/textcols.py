@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TEXT: Final = pa.large_string()  # 64-bit offsets: a column of a million long cells can pass 2 GiB
+SAMPLE_CELLS: Final = 4096  # cells looked at to guess whether a column repeats itself
+MOSTLY_DISTINCT: Final = 0.9  # a sample with more than this share of its cells distinct is read cell by cell
 
 
 def char_class(codes: Iterable[int | tuple[int, int]], *, negate: bool = False) -> str:
@@ -93,13 +95,14 @@ def to_objects(array: pa.Array) -> np.ndarray[Any, Any]:
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _mask(array: pa.Array) -> pa.Array:
+def mask(array: pa.Array) -> pa.Array:
+    """A boolean array with nulls as False (a filter or a mask)."""
     return pc.fill_null(array, False)
 
 
 def patch(array: pa.Array, where: pa.Array, fix: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """`array` with the cells where `where` holds replaced by `fix` of those cells (in order); the rest untouched."""
-    where = _mask(where)
+    where = mask(where)
     if not pc.any(where).as_py():
         return array
     fixed = fix(array.filter(where))
@@ -151,12 +154,17 @@ def null_if_empty(array: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.binary_length(array), 0), pa.scalar(None, TEXT), array)
 
 
+def matches(array: pa.Array, pattern: str) -> pa.Array:
+    """Boolean per cell: the RE2 `pattern` matches somewhere in the cell (null cells are False)."""
+    return mask(pc.match_substring_regex(array, pattern))
+
+
 def fullmatch(array: pa.Array, pattern: str) -> pa.Array:
     """Boolean per cell: the whole cell matches the RE2 `pattern` (null cells are False)."""
-    return _mask(pc.match_substring_regex(array, f"^(?:{pattern})$"))
+    return mask(pc.match_substring_regex(array, f"^(?:{pattern})$"))
 
 
-def distinct(array: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
+def distinct(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     """The distinct cells of `array` and, per cell, its position among them (-1 for a missing cell).
 
     Sheets repeat themselves (statuses, property types, dates, names), so most columns have far fewer distinct cells
@@ -164,13 +172,41 @@ def distinct(array: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     Python object, which keeps a million-row frame small.
     """
     encoded = pc.dictionary_encode(array)
+    if isinstance(encoded, pa.ChunkedArray):  # every chunk holds the whole dictionary
+        if encoded.num_chunks == 0:
+            return pa.array([], type=array.type), np.empty(0, dtype=np.int32)
+        dictionary = encoded.chunk(0).dictionary
+        indices = pa.chunked_array([c.indices for c in encoded.chunks], type=encoded.type.index_type)
+        return dictionary, pc.fill_null(indices, -1).to_numpy()
     return encoded.dictionary, pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+
+
+def distinct_or_cells(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray[Any, Any]]:
+    """`distinct`, unless the column's first `SAMPLE_CELLS` cells are mostly distinct (seller numbers, phone numbers,
+    addresses, times): then the cells themselves, each its own position, since encoding would cost more than it
+    saves. Either way the caller works on the first array and spreads the results back by the positions."""
+    sample = array.slice(0, SAMPLE_CELLS)
+    if len(sample) < SAMPLE_CELLS or pc.count_distinct(sample).as_py() <= MOSTLY_DISTINCT * len(sample):
+        return distinct(array)
+    positions = np.arange(len(array))
+    if array.null_count:
+        positions[~array.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return array, positions
+
+
+def combined(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array of `array` (a copy only when it is in several chunks)."""
+    if not isinstance(array, pa.ChunkedArray):
+        return array
+    return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
 
 
 def spread(
     per_distinct: np.ndarray[Any, Any], indices: np.ndarray[Any, Any], missing: object = None
 ) -> np.ndarray[Any, Any]:
     """Per-distinct results back onto the rows (`indices` from `distinct`); `missing` where the cell was missing."""
+    if not len(indices) or indices.min() >= 0:  # no missing cell: no copy with room for `missing`
+        return per_distinct[indices]
     extended = np.empty(len(per_distinct) + 1, dtype=per_distinct.dtype)
     extended[:-1] = per_distinct
     extended[-1] = missing
