@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -34,6 +35,7 @@ from sync_pipeline.domain.recovery import RecoveryAction
 log = logging.getLogger(__name__)
 
 ChunkListener = Callable[[int], None]  # rows of the change set handled so far
+ChunkResult = tuple[set[str], dict[str, str], int]  # sellers written, sellers refused (-> message), rows handled
 
 
 @dataclass
@@ -70,43 +72,37 @@ class ChunkWriter:
         outcome = WriteOutcome()
         done = 0
 
-        def collect(finished: Iterable[Future[tuple[set[str], dict[str, str], int]]]) -> None:
+        def record(result: ChunkResult) -> None:
             nonlocal done
-            for future in finished:
-                written, failed, rows = future.result()
-                outcome.written |= written
-                outcome.failures.update(failed)
-                done += rows
-                if on_chunk is not None:
-                    on_chunk(done)
+            written, failed, rows = result
+            outcome.written |= written
+            outcome.failures.update(failed)
+            done += rows
+            if on_chunk is not None:
+                on_chunk(done)
 
         workers = self.workers if self.engine.dialect.name == "postgresql" else 1
         if workers <= 1:  # SQLite: one writer at a time, in this thread
             for chunk in _chunks(to_write, chunk_size):
-                written, failed = self._chunk(chunk)
-                outcome.written |= written
-                outcome.failures.update(failed)
-                done += len(chunk)
-                if on_chunk is not None:
-                    on_chunk(done)
+                record(self._sized_chunk(chunk))
             return outcome
+        # Results are taken in the chunks' order, so progress moves chunk by chunk as the sheet is ordered.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk-writer") as pool:
-            pending: set[Future[tuple[set[str], dict[str, str], int]]] = set()
+            pending: deque[Future[ChunkResult]] = deque()
             try:
                 for chunk in _chunks(to_write, chunk_size):
                     if len(pending) >= workers:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        collect(finished)
-                    pending.add(pool.submit(self._sized_chunk, chunk))
-                finished, pending = wait(pending)
-                collect(finished)
+                        record(pending.popleft().result())
+                    pending.append(pool.submit(self._sized_chunk, chunk))
+                while pending:
+                    record(pending.popleft().result())
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
         return outcome
 
-    def _sized_chunk(self, chunk: pd.DataFrame) -> tuple[set[str], dict[str, str], int]:
+    def _sized_chunk(self, chunk: pd.DataFrame) -> ChunkResult:
         written, failed = self._chunk(chunk)
         return written, failed, len(chunk)
 
