@@ -1,6 +1,6 @@
 """Amounts of yen as offices write them (12,000,000 / ¥12,000,000 / 1,200万 / 1.5億), read column-wise.
 
-Sync callers run this once per distinct cell (`textcols.by_unique`): a sheet has far fewer distinct amounts than rows.
+Sync callers run this once per distinct cell (`textcols.distinct`): a sheet has far fewer distinct amounts than rows.
 """
 
 from __future__ import annotations

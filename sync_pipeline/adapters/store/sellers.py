@@ -1,8 +1,9 @@
-"""The seller repository: database state for the diff, chunked upserts of sellers and properties, content hashes.
+"""The seller repository: database state for the diff, the SQLite write path, content hashes.
 
-Writes go through a staging table: COPY on Postgres, executemany on SQLite, then one
-`INSERT … SELECT … ON CONFLICT (seller_number) DO UPDATE … WHERE version = expected` per chunk, so a row changed
-underneath the sync (optimistic lock, Property 40) is skipped rather than overwritten, and never one statement per row.
+On SQLite a chunk goes through a staging table filled by one executemany, then one
+`INSERT … SELECT … ON CONFLICT (seller_number) DO UPDATE … WHERE version = expected`, so a row changed underneath the
+sync (optimistic lock, Property 40) is skipped rather than overwritten, and never one statement per row. Postgres
+writes a chunk with one COPY and one statement instead: `adapters/store/bulk.py`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from sync_pipeline.adapters.store.reads import (
     HASH_SCHEMA,
@@ -39,7 +39,7 @@ _INTEGER_STAGE_COLUMNS = frozenset({"sheet_row", "expected_version"})
 _TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKind.EMAIL})  # blank text is empty too
 
 
-def _stage_table(dialect: str) -> sa.Table:
+def _stage_table() -> sa.Table:
     # Keyed by seller number: the upsert looks each conflicting row's expected version up by key, so without the key
     # every lookup scanned the stage (quadratic in the chunk's size).
     columns = [
@@ -49,10 +49,7 @@ def _stage_table(dialect: str) -> sa.Table:
     ]
     columns += [sa.Column(c.name, c.type) for c in properties.c if c.name in PROPERTY_FIELDS]
     columns.append(sa.Column("expected_version", sa.Integer))
-    kwargs: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
-    if dialect == "postgresql":
-        kwargs["postgresql_on_commit"] = "DROP"  # one staging table per chunk transaction
-    return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, **kwargs)
+    return sa.Table(STAGE_TABLE, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
 
 
 def stage_arrow(values: pd.Series, name: str) -> pa.Array:
@@ -80,27 +77,11 @@ def sqlite_values(array: pa.Array) -> list[Any]:
     return array.to_pylist()
 
 
-def _stage_csv(frame: pd.DataFrame) -> bytes:
-    """The staging rows as COPY CSV, written by Arrow: an unquoted empty field is NULL (normalisation never leaves
-    empty strings), timestamps as YYYY-MM-DD HH:MM:SS, dates as YYYY-MM-DD."""
-    table = pa.table({name: stage_arrow(frame[name], name) for name in STAGE_COLUMNS})
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-    return bytes(sink.getvalue())
-
-
-def _among(column: sa.ColumnElement[str], keys: set[str], dialect: str) -> sa.ColumnElement[bool]:
-    """`column IN keys` with the keys as one parameter (a chunk may hold more keys than SQLite allows bound
-    parameters, and compiling one parameter per key cost more than the query): an array on Postgres, a JSON text
-    unpacked by json_each on SQLite."""
-    if dialect == "postgresql":
-        return column == sa.any_(sa.literal(sorted(keys), postgresql.ARRAY(sa.Text)))
+def _among(column: sa.ColumnElement[str], keys: set[str]) -> sa.ColumnElement[bool]:
+    """`column IN keys` on SQLite with the keys as one JSON text unpacked by json_each: a chunk may hold more keys
+    than SQLite allows bound parameters, and compiling one parameter per key cost more than the query."""
     listed = sa.bindparam("keys", json.dumps(sorted(keys)), type_=sa.Text)
     return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(listed)).scalar_subquery())
-
-
-def _insert_for(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def content_hash_expression(
@@ -151,16 +132,16 @@ class SellerStore:
         return int(conn.execute(query).scalar_one())
 
     def apply_chunk(self, conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime) -> set[str]:
-        """Upsert `chunk` (plan rows that write) and their properties; return the seller numbers written.
+        """SQLite: upsert `chunk` (plan rows that write) and their properties; return the seller numbers written.
 
         A planned insert whose key appeared meanwhile, or an update whose row's version moved on, is not written and
         not returned: the caller logs it as a conflict.
         """
         if chunk.empty:
             return set()
-        dialect = conn.dialect.name
-        stage = self._fill_stage(conn, chunk, dialect)
-        insert = _insert_for(dialect)
+        if conn.dialect.name != "sqlite":
+            raise ValueError(f"apply_chunk is the SQLite path; {conn.dialect.name} writes through bulk.write_chunk")
+        stage = self._fill_stage(conn, chunk)
         data_columns = list(SELLER_DATA_COLUMNS)
         source = sa.select(
             *(stage.c[c] for c in data_columns),
@@ -170,7 +151,7 @@ class SellerStore:
             sa.literal(now, UtcDateTime()).label("created_at"),
             sa.literal(now, UtcDateTime()).label("updated_at"),
         ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT to parse an INSERT … SELECT upsert
-        statement = insert(sellers).from_select(
+        statement = sqlite.insert(sellers).from_select(
             [*data_columns, "version", "synced_version", "synced_at", "created_at", "updated_at"], source
         )
         # Correlated to the conflicting row through the literal name `excluded`: given `statement.excluded`, SQLAlchemy
@@ -182,7 +163,7 @@ class SellerStore:
             .where(stage.c.seller_number == sa.literal_column("excluded.seller_number"))
             .scalar_subquery()
         )
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[sellers.c.seller_number],
             set_={
                 **{c: statement.excluded[c] for c in data_columns if c != "seller_number"},
@@ -193,37 +174,28 @@ class SellerStore:
             },
             where=sellers.c.version == expected,
         ).returning(sellers.c.seller_number)
-        written = {row[0] for row in conn.execute(statement)}
+        written = {row[0] for row in conn.execute(upsert)}
         if written:
-            self._upsert_properties(conn, stage, written, now, dialect)
+            self._upsert_properties(conn, stage, written, now)
         return written
 
-    def _fill_stage(self, conn: sa.Connection, chunk: pd.DataFrame, dialect: str) -> sa.Table:
-        stage = _stage_table(dialect)
+    def _fill_stage(self, conn: sa.Connection, chunk: pd.DataFrame) -> sa.Table:
+        stage = _stage_table()
         frame = chunk.loc[:, list(STAGE_COLUMNS)]
-        if dialect == "postgresql":
-            stage.create(conn)
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            columns = ", ".join(STAGE_COLUMNS)  # constants, never data
-            with cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(_stage_csv(frame))
-        else:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE_TABLE}")
-            stage.create(conn)
-            # Plain tuples in the text SQLAlchemy itself would store, built a column at a time: binding 100,000 rows
-            # through the table's type processors took longer than SQLite took to write them.
-            values = [sqlite_values(stage_arrow(frame[name], name)) for name in STAGE_COLUMNS]
-            placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
-            conn.exec_driver_sql(
-                f"INSERT INTO temp.{STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) VALUES ({placeholders})",
-                list(zip(*values, strict=True)),
-            )
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE_TABLE}")
+        stage.create(conn)
+        # Plain tuples in the text SQLAlchemy itself would store, built a column at a time: binding 100,000 rows
+        # through the table's type processors took longer than SQLite took to write them.
+        values = [sqlite_values(stage_arrow(frame[name], name)) for name in STAGE_COLUMNS]
+        placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
+        conn.exec_driver_sql(
+            f"INSERT INTO temp.{STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) VALUES ({placeholders})",
+            list(zip(*values, strict=True)),
+        )
         return stage
 
-    def _upsert_properties(
-        self, conn: sa.Connection, stage: sa.Table, written: set[str], now: dt.datetime, dialect: str
-    ) -> None:
-        insert = _insert_for(dialect)
+    def _upsert_properties(self, conn: sa.Connection, stage: sa.Table, written: set[str], now: dt.datetime) -> None:
+        insert = sqlite.insert
         source = (
             sa.select(
                 sellers.c.id,
@@ -232,7 +204,7 @@ class SellerStore:
                 sa.literal(now, UtcDateTime()).label("updated_at"),
             )
             .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
-            .where(_among(stage.c.seller_number, written, dialect))
+            .where(_among(stage.c.seller_number, written))
         )
         statement = insert(properties).from_select(["seller_id", *PROPERTY_FIELDS, "created_at", "updated_at"], source)
         statement = statement.on_conflict_do_update(
