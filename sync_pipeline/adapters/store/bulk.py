@@ -22,17 +22,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.sellers import STAGE_COLUMNS, stage_arrow
-from sync_pipeline.adapters.store.tables import SELLERS, properties, sellers
+from sync_pipeline.adapters.store.tables import PROPERTIES, SELLERS, properties, sellers, sync_record_logs
 from sync_pipeline.domain.audit import CONFLICT_UNDERNEATH_REASON, RecordAction, conflict_detail
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.fields import PROPERTY_FIELDS, SELLER_FIELDS
 
+RECORD_LOGS = sync_record_logs.name
 BULK_STAGE = "sync_bulk_stage"  # temporary, per transaction; a name no permanent table uses
 BULK_STAGE_COLUMNS: tuple[str, ...] = (*STAGE_COLUMNS, "sheet_wins_detail")
 _DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
@@ -109,6 +112,8 @@ SELECT s.seller_number FROM {BULK_STAGE} s LEFT JOIN written w USING (seller_num
 
 
 CHUNK_STATEMENT = _chunk_statement(_INSERT_GUARDS["fast"])
+COPY_INSERTS_FROM = 1_000  # planned inserts in a chunk from which they go in by COPY (fewer: the statement is as quick)
+NEW_IDS = "SELECT nextval(pg_get_serial_sequence('sellers', 'id')) FROM generate_series(1, %(count)s)"
 SAFE_CHUNK_STATEMENT = _chunk_statement(_INSERT_GUARDS["safe"])
 
 
@@ -116,10 +121,7 @@ def stage_csv(chunk: pd.DataFrame) -> bytes:
     """The chunk as COPY CSV in BULK_STAGE_COLUMNS order (an unquoted empty field is NULL)."""
     columns = {name: stage_arrow(chunk[name], name) for name in STAGE_COLUMNS}
     columns["sheet_wins_detail"] = pa.array(_sheet_wins_details(chunk), type=pa.large_string())
-    sink = pa.BufferOutputStream()
-    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    pa_csv.write_csv(pa.table(columns), sink, write_options=options)
-    return bytes(sink.getvalue())
+    return _csv(columns)
 
 
 def _sheet_wins_details(chunk: pd.DataFrame) -> list[str | None]:
@@ -135,14 +137,35 @@ def _sheet_wins_details(chunk: pd.DataFrame) -> list[str | None]:
 
 def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
     """Write one chunk of planned changes (sellers, properties, record logs) in the caller's transaction; return the
-    seller numbers written. A row the database refuses fails the whole statement (the writer then isolates it)."""
+    seller numbers written. A row the database refuses fails the whole chunk (the writer then isolates it).
+
+    The chunk's planned inserts, when there are at least COPY_INSERTS_FROM of them, go straight into the three tables
+    by COPY (`_copy_new_sellers`); the rest, or all of them when a planned key turns out to exist by now, go through
+    the stage and the one statement.
+    """
     if chunk.empty:
         return set()
+    written: set[str] = set()
+    fresh = (chunk["action"] == Action.INSERT.value).to_numpy()
+    if fresh.sum() >= COPY_INSERTS_FROM:
+        try:
+            with conn.begin_nested():
+                written = _copy_new_sellers(conn, chunk[fresh], now, sync_id)
+            chunk = chunk[~fresh]
+        except sa.exc.IntegrityError as exc:
+            if not _is_seller_key_race(exc):
+                raise
+            written = set()  # someone inserted a planned key since the diff: the statement sorts it out, row by row
+    if chunk.empty:
+        return written
+    return written | _write_staged(conn, chunk, now, sync_id)
+
+
+def _write_staged(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
+    """The chunk through the stage and CHUNK_STATEMENT (SAFE_CHUNK_STATEMENT after a unique-key race)."""
     data = stage_csv(chunk)
     conn.exec_driver_sql(STAGE_DDL)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(COPY_STAGE) as copy:
-        copy.write(data)
+    _copy(conn, COPY_STAGE, data)
     # Through SQLAlchemy, so that a refusal arrives as a DBAPIError and a lost connection is recognised as such.
     parameters = {"now": now, "sync_id": sync_id, "reason": CONFLICT_UNDERNEATH_REASON}
     try:
@@ -153,6 +176,66 @@ def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync
             raise
         lost = set(conn.exec_driver_sql(SAFE_CHUNK_STATEMENT, parameters).scalars().all())
     return set(chunk["seller_number"].tolist()) - lost
+
+
+def _copy_new_sellers(conn: sa.Connection, fresh: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
+    """Planned inserts by three COPYs: their ids drawn from the sellers' sequence first, then `sellers`, `properties`
+    and `sync_record_logs` rows written as they are. No stage and no INSERT … SELECT: on the server this is about a
+    quarter less work than the statement. A key that exists by now fails the COPY with a unique violation (the
+    caller then takes the statement's path, which handles it); the sequence values drawn are then simply not used."""
+    count = len(fresh)
+    ids = pa.array(conn.exec_driver_sql(NEW_IDS, {"count": count}).scalars().all(), type=pa.int64())
+    utc = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)  # naive means UTC
+    stamp = pa.array([utc.isoformat(sep=" ")] * count, type=pa.large_string())
+    one = pa.array(np.ones(count, dtype=np.int64))
+    keys = stage_arrow(fresh["seller_number"], "seller_number")
+    rows = stage_arrow(fresh["sheet_row"], "sheet_row")
+    seller_columns = {
+        "id": ids,
+        **{name: stage_arrow(fresh[name], name) for name in _DATA_COLUMNS},
+        "version": one,
+        "synced_version": one,
+        "synced_at": stamp,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    property_columns = {
+        "seller_id": ids,
+        **{name: stage_arrow(fresh[name], name) for name in PROPERTY_FIELDS},
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    log_columns = {
+        "sync_id": pa.array([sync_id] * count, type=pa.large_string()),
+        "seller_number": keys,
+        "action": pa.array([RecordAction.INSERTED.value] * count, type=pa.large_string()),
+        "sheet_row": rows,
+        "created_at": stamp,
+    }
+    for table, columns in ((SELLERS, seller_columns), (PROPERTIES, property_columns), (RECORD_LOGS, log_columns)):
+        _copy(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", _csv(columns))
+    return set(fresh["seller_number"].tolist())
+
+
+def _csv(columns: dict[str, pa.Array]) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    pa_csv.write_csv(pa.table(columns), sink, write_options=options)
+    return bytes(sink.getvalue())
+
+
+def _copy(conn: sa.Connection, statement: str, data: bytes) -> None:
+    """COPY … FROM STDIN on the connection's own psycopg cursor, its failures raised as SQLAlchemy's DBAPIError (as a
+    statement's would be), so that the writer isolates a refused row and retries a lost connection."""
+    driver = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            copy.write(data)
+    except psycopg.Error as exc:
+        lost = bool(driver.closed)  # type: ignore[union-attr]
+        if lost:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error, connection_invalidated=lost) from exc
 
 
 def _is_seller_key_race(exc: sa.exc.IntegrityError) -> bool:
