@@ -13,6 +13,11 @@ single statement with data-modifying CTEs does everything else on the server, wh
 - `logs`: one `sync_record_logs` row per staged seller (inserted, updated, conflict), built by `INSERT … SELECT`.
 - The statement returns only the seller numbers it did *not* write.
 
+A chunk's planned inserts, from COPY_INSERTS_FROM of them, skip the stage: their ids are drawn from the sellers'
+sequence and the rows go straight into `sellers`, `properties` and `sync_record_logs` by three COPYs
+(`_copy_new_sellers`). A planned key that exists by now fails that COPY with a unique violation; the COPY is rolled
+back to its savepoint and the statement takes the chunk.
+
 Everything is one transaction per chunk, so a crash or a cancel leaves whole chunks only and never a seller without
 its property or its record log. SQLite keeps the plainer path in `SellerStore.apply_chunk` + `AuditStore.log_records`.
 """
