@@ -99,6 +99,16 @@ def test_current_is_none_on_an_empty_database(empty_engine: sa.Engine) -> None:
     assert _table_names(empty_engine) == set()
 
 
+def test_head_revision_constant_is_alembics_head(empty_engine: sa.Engine) -> None:
+    """ensure_migrated trusts HEAD_REVISION without asking Alembic: it must be the newest migration's revision, and
+    `current` (a plain read of alembic_version) must agree with Alembic's own reading."""
+    assert head() == migrations.HEAD_REVISION
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        alembics_reading = MigrationContext.configure(conn).get_current_revision()
+    assert current(empty_engine) == alembics_reading == migrations.HEAD_REVISION
+
+
 def test_upgrade_downgrade_to_base_and_upgrade_again(empty_engine: sa.Engine) -> None:
     upgrade(empty_engine)
     assert current(empty_engine) == head()
