@@ -10,8 +10,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
+from sync_pipeline.adapters.store.reads import among
 from sync_pipeline.adapters.store.tables import (
     sync_audit_logs,
     sync_audit_logs_archive,
@@ -31,7 +31,6 @@ from sync_pipeline.domain.audit import (
 )
 
 SyncRow = Mapping[str, Any]
-KEY_BATCH = 5000  # seller numbers per IN (...) query: well under SQLite's 32,766 bound parameters
 COPY_THRESHOLD = 50  # record logs from which Postgres gets them by COPY (below, an INSERT is as quick)
 
 
@@ -201,28 +200,10 @@ class AuditStore:
         years ago and deleted since is still a gap, not a new seller."""
         written = [RecordAction.INSERTED.value, RecordAction.UPDATED.value]
         found: set[str] = set()
-        if conn.dialect.name == "postgresql":
-            # One query per table, the keys as one JSON text: psycopg dumps a 100,000-element array parameter in
-            # Python (a quarter of a second); json.dumps is C, and Postgres unpacks the text as fast.
-            keys_param = sa.bindparam("keys", json.dumps(list(keys)), type_=sa.Text)
-            wanted = sa.select(sa.func.json_array_elements_text(sa.cast(keys_param, postgresql.JSON))).scalar_subquery()
-            for table in (sync_record_logs, sync_record_logs_archive):
-                query = (
-                    sa.select(table.c.seller_number)
-                    .where(table.c.seller_number.in_(wanted), table.c.action.in_(written))
-                    .distinct()
-                )
-                found.update(conn.execute(query).scalars())
-            return frozenset(found)
-        for start in range(0, len(keys), KEY_BATCH):  # batched: SQLite caps bound parameters
-            batch = list(keys[start : start + KEY_BATCH])
-            for table in (sync_record_logs, sync_record_logs_archive):
-                query = (
-                    sa.select(table.c.seller_number)
-                    .where(table.c.seller_number.in_(batch), table.c.action.in_(written))
-                    .distinct()
-                )
-                found.update(conn.execute(query).scalars())
+        for table in (sync_record_logs, sync_record_logs_archive):  # one query per table, all the keys in one go
+            match = among(table.c.seller_number, keys, conn.dialect.name)
+            query = sa.select(table.c.seller_number).where(match, table.c.action.in_(written)).distinct()
+            found.update(conn.execute(query).scalars())
         return frozenset(found)
 
     def get(self, conn: sa.Connection, sync_id: str) -> SyncRow | None:

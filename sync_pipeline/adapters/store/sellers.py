@@ -9,7 +9,6 @@ writes a chunk with one COPY and one statement instead: `adapters/store/bulk.py`
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -75,13 +74,6 @@ def sqlite_values(array: pa.Array) -> list[Any]:
     elif pa.types.is_date(array.type):
         array = pc.strftime(array, format="%Y-%m-%d")
     return array.to_pylist()
-
-
-def _among(column: sa.ColumnElement[str], keys: set[str]) -> sa.ColumnElement[bool]:
-    """`column IN keys` on SQLite with the keys as one JSON text unpacked by json_each: a chunk may hold more keys
-    than SQLite allows bound parameters, and compiling one parameter per key cost more than the query."""
-    listed = sa.bindparam("keys", json.dumps(sorted(keys)), type_=sa.Text)
-    return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(listed)).scalar_subquery())
 
 
 def content_hash_expression(
@@ -204,7 +196,7 @@ class SellerStore:
                 sa.literal(now, UtcDateTime()).label("updated_at"),
             )
             .select_from(stage.join(sellers, sellers.c.seller_number == stage.c.seller_number))
-            .where(_among(stage.c.seller_number, written))
+            .where(among(stage.c.seller_number, written, "sqlite"))
         )
         statement = insert(properties).from_select(["seller_id", *PROPERTY_FIELDS, "created_at", "updated_at"], source)
         statement = statement.on_conflict_do_update(
