@@ -35,6 +35,12 @@ def insert_raced_seller(conn: sa.Connection) -> None:
     )
 
 
+def record_actions(conn: sa.Connection, sync_id: str) -> dict[str, str]:
+    """seller number -> the action its record log for `sync_id` says."""
+    query = sa.text("SELECT seller_number, action FROM sync_record_logs WHERE sync_id = :s")
+    return dict(conn.execute(query, {"s": sync_id}).tuples().all())
+
+
 def test_property_40_a_key_inserted_by_another_writer_during_the_fast_insert_is_kept_and_logged_as_a_conflict(
     engine: sa.Engine,
 ) -> None:
@@ -65,12 +71,7 @@ def test_property_40_a_key_inserted_by_another_writer_during_the_fast_insert_is_
     assert run.summary.counts.inserted == len(KEYS) - 1 and run.summary.counts.failed == 0
     with engine.connect() as conn:
         names = dict(conn.execute(sa.text("SELECT seller_number, name FROM sellers")).all())
-        actions = dict(
-            conn.execute(
-                sa.text("SELECT seller_number, action FROM sync_record_logs WHERE sync_id = :s"),
-                {"s": run.summary.sync_id},
-            ).all()
-        )
+        actions = record_actions(conn, run.summary.sync_id)
     assert names[RACED] == "entered in the app"  # the other writer's row, not overwritten
     assert actions[RACED] == "conflict" and {actions[k] for k in KEYS if k != RACED} == {"inserted"}
 
@@ -169,12 +170,7 @@ def test_property_40_a_planned_insert_whose_key_exists_by_now_turns_the_copy_int
     assert run.summary.counts.inserted == len(KEYS) - 1 and run.summary.counts.failed == 0
     with engine.connect() as conn:
         name = conn.execute(sa.text("SELECT name FROM sellers WHERE seller_number = :k"), {"k": RACED}).scalar_one()
-        actions = dict(
-            conn.execute(
-                sa.text("SELECT seller_number, action FROM sync_record_logs WHERE sync_id = :s"),
-                {"s": run.summary.sync_id},
-            ).all()
-        )
+        actions = record_actions(conn, run.summary.sync_id)
         ids = conn.execute(sa.text("SELECT count(*) FROM sellers")).scalar_one()
     assert name == "entered in the app" and actions[RACED] == "conflict"
     assert {actions[k] for k in KEYS if k != RACED} == {"inserted"} and ids == len(KEYS)
