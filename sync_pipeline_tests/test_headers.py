@@ -163,6 +163,11 @@ def test_blocking_header_gives_an_empty_snapshot_without_raising() -> None:
     rows = [[h for h in CANONICAL if h != "売主番号"], ["山田"] * (len(CANONICAL) - 1)]
     snapshot = ingest_sheet(RawSheet("test", rows), IngestRules())
     assert not snapshot.header.ok
-    assert snapshot.valid.empty and list(snapshot.valid.columns) == [*FIELD_NAMES, "sheet_row", "row_hash"]
+    assert snapshot.valid.empty and list(snapshot.valid.columns) == [
+        *FIELD_NAMES,
+        "attributes",
+        "sheet_row",
+        "row_hash",
+    ]
     assert snapshot.rejections == ()
     assert snapshot.rows_read == 1

@@ -21,10 +21,15 @@ EXIT_USAGE = 2  # bad settings or arguments (click uses 2 as well)
 
 
 def _environment(
-    database_url: str | None = None, source: str | None = None, worksheet: str | None = None
+    database_url: str | None = None,
+    source: str | None = None,
+    worksheet: str | None = None,
+    contract: str | None = None,
 ) -> Environment:
     """The environment's configuration with the command line's options over it (the one place both are merged)."""
-    return Environment.from_env().with_overrides(database_url=database_url, sheet_source=source, worksheet=worksheet)
+    return Environment.from_env().with_overrides(
+        database_url=database_url, sheet_source=source, worksheet=worksheet, contract_path=contract
+    )
 
 
 def _open(url: str | None) -> Database:
@@ -51,4 +56,4 @@ def main() -> None:
 
 
 # The commands register themselves on `main` (imported last: they import `main` from here).
-from sync_pipeline.cli import admin, report, run  # noqa: E402, F401
+from sync_pipeline.cli import admin, report, run, sheet_contract  # noqa: E402, F401

@@ -19,11 +19,19 @@ from sync_pipeline.services.environment import Environment
 @click.option("--source", help="CSV/XLSX path or gsheet:KEY_OR_URL (default: $SYNC_SHEET_SOURCE, then the sample).")
 @click.option("--worksheet", help="Worksheet title (Google Sheets or XLSX); default: the first one.")
 @click.option("--database-url", help="SQLAlchemy URL (default: $SYNC_DATABASE_URL, then the embedded SQLite file).")
+@click.option("--contract", "contract", help="Sheet contract file (YAML; default: $SYNC_CONTRACT, then the built-in).")
 @click.option("--dry-run", is_flag=True, help="Show what would be inserted and updated; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on standard output, nothing else.")
-def sync(source: str | None, worksheet: str | None, database_url: str | None, dry_run: bool, as_json: bool) -> None:
+def sync(
+    source: str | None,
+    worksheet: str | None,
+    database_url: str | None,
+    contract: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Run seller_sync_job through Dagster in-process; exit 1 when the sync failed."""
-    env = _environment(database_url, source, worksheet)
+    env = _environment(database_url, source, worksheet, contract)
     summary = _dry_run(env) if dry_run else _run_job(env)
     _emit(summary, as_json, _human_summary(summary))
     # A run whose later step failed (the gap resync, say) exits 1 too, even when the sync itself was applied.
@@ -94,6 +102,11 @@ def _human_summary(s: dict[str, Any]) -> str:
     ]
     if s.get("message"):
         lines.append(f"  {s['message']}")
+    if s.get("unmapped_columns"):
+        lines.append(
+            f"  columns not synced (no field of the sheet contract names them): {', '.join(s['unmapped_columns'])}"
+            " — add them to the contract (sync-pipeline contract show), or set unmapped_columns=keep to store them"
+        )
     for r in s.get("rejections", [])[:20]:
         lines.append(f"  rejected row {r['row']} {r.get('cell') or ''}: {r['message']}")
     if len(s.get("rejections", [])) > 20:
@@ -108,13 +121,16 @@ def _human_summary(s: dict[str, Any]) -> str:
 @click.option("--source", help="CSV/XLSX path or gsheet:KEY_OR_URL (default: $SYNC_SHEET_SOURCE, then the sample).")
 @click.option("--worksheet", help="Worksheet title (Google Sheets or XLSX); default: the first one.")
 @click.option("--database-url", help="SQLAlchemy URL (default: $SYNC_DATABASE_URL, then the embedded SQLite file).")
+@click.option("--contract", "contract", help="Sheet contract file (YAML; default: $SYNC_CONTRACT, then the built-in).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on standard output, nothing else.")
-def verify(source: str | None, worksheet: str | None, database_url: str | None, as_json: bool) -> None:
+def verify(
+    source: str | None, worksheet: str | None, database_url: str | None, contract: str | None, as_json: bool
+) -> None:
     """Read the sheet and check that the database agrees with it, writing nothing; exit 1 when it does not."""
     from sync_pipeline.services.sources import build_source
     from sync_pipeline.services.verify import verify_source
 
-    env = _environment(database_url, source, worksheet)
+    env = _environment(database_url, source, worksheet, contract)
     try:
         figures = verify_source(open_database(env.database_url), build_source(env))
     except SyncError as exc:

@@ -16,6 +16,7 @@ from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification, sample
 SELLERS_TABLE = "sellers_table"
 SHEET_HEADER_MATCHES = "sheet_header_matches"
 SHEET_ROWS_VALID = "sheet_rows_valid"
+SHEET_COLUMNS_MAPPED = "sheet_columns_mapped"
 GAPS_REPAIRED = "gaps_repaired"
 COUNTS_MATCH_SHEET = "counts_match_sheet"
 NO_GAPS = "no_gaps"
@@ -35,6 +36,13 @@ SELLER_SHEET_CHECKS: list[dg.AssetCheckSpec] = [
         asset="seller_sheet",
         description="Every non-blank row is a valid seller. Failures list the row, cell, column and rule so the "
         "office can fix the sheet; valid rows are synced regardless.",
+    ),
+    dg.AssetCheckSpec(
+        SHEET_COLUMNS_MAPPED,
+        asset="seller_sheet",
+        description="Every column of the sheet is a field of the sheet contract (SYNC_CONTRACT). A failure (a "
+        "warning: the sync goes on) lists the columns synced nowhere; add them to the contract, or set "
+        "unmapped_columns=keep to store them as text, or refuse to stop the sync.",
     ),
 ]
 

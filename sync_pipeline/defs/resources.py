@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from sync_pipeline.adapters.sheets.base import SheetSource
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.environment import (
+    CONTRACT_ENV,
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
     DEFAULT_SHEET_SOURCE,
@@ -69,13 +70,22 @@ class SellerSheet(dg.ConfigurableResource):
     """The seller sheet: a CSV/XLSX path or `gsheet:KEY_OR_URL` ($SYNC_SHEET_SOURCE, else the bundled sample).
 
     For Google Sheets: the worksheet title ($SYNC_SHEET_WORKSHEET), the service-account key file
-    ($SYNC_GOOGLE_SERVICE_ACCOUNT_FILE) and an emulator or proxy URL ($SYNC_SHEETS_API_URL).
+    ($SYNC_GOOGLE_SERVICE_ACCOUNT_FILE) and an emulator or proxy URL ($SYNC_SHEETS_API_URL). The sheet contract
+    ($SYNC_CONTRACT): a YAML file naming every column, its kind and rules; unset, the eleven built-in fields.
     """
 
     source: str | None = None
     worksheet: str | None = None
     credentials_file: str | None = None
     api_url: str | None = None
+    contract: str | None = Field(
+        default=None,
+        description=(
+            "Sheet contract file (YAML), from $SYNC_CONTRACT: every column of the sheet as a field with its header, "
+            "aliases, kind (key, text, phone, email, date, datetime, amount, integer, decimal, boolean, choice) "
+            "and rules. Unset: the eleven built-in fields. Start one with `sync-pipeline contract show`."
+        ),
+    )
 
     def build(self) -> SheetSource:
         env = Environment(
@@ -83,6 +93,7 @@ class SellerSheet(dg.ConfigurableResource):
             worksheet=self.worksheet,
             credentials_file=self.credentials_file,
             sheets_api_url=self.api_url,
+            contract_path=self.contract,
         )
         return build_source(env, base_dir=Path.cwd())
 
@@ -99,6 +110,7 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
             worksheet=env_var(SHEET_WORKSHEET_ENV, environ),
             credentials_file=google_credentials,
             api_url=env_var(SHEETS_API_URL_ENV, environ),
+            contract=env_var(CONTRACT_ENV, environ),
         ),
     }
 
@@ -112,5 +124,6 @@ def resources_for(env: Environment) -> dict[str, Any]:
             worksheet=env.worksheet,
             credentials_file=env.credentials_file,
             api_url=env.sheets_api_url,
+            contract=env.contract_path,
         ),
     }

@@ -11,6 +11,7 @@ import dagster as dg
 from sync_pipeline.defs.checks import (
     GAPS_REPAIRED,
     SELLERS_TABLE,
+    SHEET_COLUMNS_MAPPED,
     SHEET_HEADER_MATCHES,
     SHEET_ROWS_VALID,
     keys_markdown,
@@ -65,10 +66,29 @@ def sheet_result(snapshot: SheetSnapshot, *, sync_id: str | None, retries: int =
             "failure_cases": dg.MetadataValue.md(_failure_table(snapshot)),
         },
     )
+    unmapped = list(header.unknown)
+    columns_check = dg.AssetCheckResult(
+        check_name=SHEET_COLUMNS_MAPPED,
+        asset_key=SELLER_SHEET,
+        passed=not unmapped,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if not unmapped
+        else f"{len(unmapped)} column(s) synced nowhere (unmapped_columns={snapshot.unmapped_columns}): "
+        + ", ".join(unmapped)
+        + ". Add them to the sheet contract (sync-pipeline contract show), or set unmapped_columns=keep.",
+        metadata={
+            "unmapped_columns": dg.MetadataValue.json(unmapped),
+            "policy": snapshot.unmapped_columns,
+            "dropped_fields": dg.MetadataValue.json(list(header.dropped_fields)),
+        },
+    )
     return dg.MaterializeResult(
         asset_key=SELLER_SHEET,
         metadata={
             "sync_id": sync_id or "(not synced: seller_sheet alone only reads)",
+            "contract": dg.MetadataValue.md(contract_markdown(snapshot)),
+            "unmapped_columns": dg.MetadataValue.json(unmapped),
             "source": snapshot.source,
             "rows_read": snapshot.rows_read,
             "valid": len(snapshot.valid),
@@ -78,8 +98,30 @@ def sheet_result(snapshot: SheetSnapshot, *, sync_id: str | None, retries: int =
             "validate_seconds": float(round(snapshot.validate_seconds, 4)),
             "retries": retries,
         },
-        check_results=[header_check, rows_check],
+        check_results=[header_check, rows_check, columns_check],
     )
+
+
+def contract_markdown(snapshot: SheetSnapshot) -> str:
+    """The sheet contract in force as a Markdown table: field, kind, header found (or expected), stored where."""
+    from sync_pipeline.domain.contract import default_contract
+
+    contract = snapshot.contract or default_contract()
+    lines = [
+        f"Contract: `{contract.source}`",
+        "",
+        "| field | kind | header in the sheet | aliases | required | stored in |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in contract.fields:
+        found = snapshot.header.mapping.get(f.name)
+        header = found if found else f"{f.header} (not in the sheet)"
+        stored = "its own column" if f.builtin else "attributes"
+        kind = f.kind.value + (f" ({', '.join(f.values)})" if f.values else "")
+        lines.append(
+            f"| {f.name} | {kind} | {header} | {', '.join(f.aliases)} | {'yes' if f.required else ''} | {stored} |"
+        )
+    return "\n".join(lines)
 
 
 def _failure_table(snapshot: SheetSnapshot) -> str:

@@ -44,6 +44,7 @@ class UpdateSyncSettingsConfig(dg.Config):
     email_recipients: Optional[list[str]] = _doc("email_recipients")  # noqa: UP045
     ui_base_url: Optional[str] = _doc("ui_base_url")  # noqa: UP045
     retention_days: Optional[int] = _doc("retention_days")  # noqa: UP045
+    unmapped_columns: Optional[str] = _doc("unmapped_columns")  # noqa: UP045
 
 
 @dg.op(name="update_sync_settings")

@@ -14,6 +14,11 @@ class FieldKind(enum.StrEnum):
     DATE = "date"
     DATETIME = "datetime"
     AMOUNT = "amount"  # whole yen
+    # Kinds a sheet contract may give its own fields (domain/kinds.py reads them; stored in sellers.attributes).
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
 
 
 class Table(enum.StrEnum):

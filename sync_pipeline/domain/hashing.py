@@ -8,7 +8,9 @@ below is chosen to be what both SQLite and Postgres produce when a stored value 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,12 +20,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, FieldKind
+from sync_pipeline.domain.kinds import decimal_text
 
 try:  # CPython's own MD5: for a row of a few hundred bytes, setting up OpenSSL's context costs more than the hashing
     from _md5 import md5 as _md5
 except ImportError:  # pragma: no cover - an interpreter built without it
     _md5 = hashlib.md5
 
+# A contract's own fields (stored in `sellers.attributes`) extend the text after the eleven built-in ones, one part
+# per present value, `SEPARATOR name:literal` in name order, so a row without such values hashes exactly as before
+# contracts existed. The literal is the value's JSON text, which both databases return unchanged for a stored value
+# (`attributes -> 'name'`): see `adapters.store.sellers.content_hash_expression`.
+ATTRIBUTE_LABEL = "{name}:"
+UNMAPPED_LABEL = "_unmapped.{header}:"  # `unmapped_columns = keep`: one part per kept cell, by header text
 SEPARATOR = "\x1f"  # ASCII unit separator: never survives normalisation inside a cell, so fields cannot run together
 HASH_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 TIMESTAMP_TEXT_LENGTH = 19  # "YYYY-MM-DD HH:MM:SS": sheets carry no sub-second precision
@@ -89,10 +98,31 @@ def canonical_values(values: np.ndarray[Any, Any], kind: FieldKind) -> pa.Array:
     return _canonical_column(pd.Series(plain, dtype=object), kind)
 
 
-def hash_rows(columns: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]], rows: int) -> np.ndarray[Any, Any]:
+def json_literal(value: object) -> str:
+    """The JSON text of an attribute value as it is stored and hashed: numbers in plain decimal notation (never an
+    exponent, no trailing zeros: what Postgres' jsonb and SQLite keep as written), dates `YYYY-MM-DD`, moments
+    `YYYY-MM-DDTHH:MM:SSZ` (UTC), text as JSON strings with the characters as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, decimal.Decimal):
+        return decimal_text(value)
+    if isinstance(value, dt.datetime):
+        return json.dumps(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if isinstance(value, dt.date):
+        return json.dumps(value.isoformat())
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def hash_rows(
+    columns: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]],
+    rows: int,
+    suffixes: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]] = (),
+) -> np.ndarray[Any, Any]:
     """md5 hex (an object ndarray) of `rows` records given column by column in `HASH_FIELDS` order, each as the
     canonical text of its distinct values (null: empty) and, per row, the position of the row's value among them
-    (-1: empty).
+    (-1: empty); then `suffixes` in the same form, appended as they are (null: nothing), the attribute parts.
 
     The rows are joined and hashed a slice at a time, so that a million rows never hold their text twice over.
     """
@@ -101,6 +131,10 @@ def hash_rows(columns: Sequence[tuple[pa.Array, np.ndarray[Any, Any]]], rows: in
         stop = min(start + HASH_BATCH_ROWS, rows)
         parts = [text.take(pa.array(at[start:stop], mask=at[start:stop] < 0)) for text, at in columns]
         joined = pc.binary_join_element_wise(*parts, _SEPARATOR, null_handling="replace", null_replacement="")
+        if suffixes:
+            extra = [text.take(pa.array(at[start:stop], mask=at[start:stop] < 0)) for text, at in suffixes]
+            empty = pa.scalar("", _TEXT)
+            joined = pc.binary_join_element_wise(joined, *extra, empty, null_handling="replace", null_replacement="")
         digests[start:stop] = _md5_hex(joined)  # an empty value (null) joins as ''
     return digests
 

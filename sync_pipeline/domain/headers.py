@@ -8,10 +8,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS
 from sync_pipeline.domain.sheet import HeaderIssue, HeaderReport, RawSheet, column_letter
+
+if TYPE_CHECKING:
+    from sync_pipeline.domain.contract import SheetContract
 
 NO_HEADER_ROW: Final = 0  # HeaderReport.header_row when the sheet has no non-blank row at all
 # When the first non-blank row names no field at all it is taken for a title ("売主一覧 2025年度") and the next few
@@ -39,23 +41,15 @@ def normalise_header(text: str) -> str:
     return _HEADER_NOISE.sub("", folded).casefold()
 
 
-def _alias_index() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for spec in FIELDS:
-        for text in (spec.name, spec.header, *spec.aliases):
-            key = normalise_header(text)
-            owner = index.setdefault(key, spec.name)
-            if owner != spec.name:  # a programming error in fields.py, caught at import
-                raise ValueError(f"header alias {text!r} names both {owner} and {spec.name}")
-    return index
+def _contract(contract: SheetContract | None) -> SheetContract:
+    from sync_pipeline.domain.contract import default_contract  # the contract module builds on normalise_header
+
+    return default_contract() if contract is None else contract
 
 
-ALIASES: Final[Mapping[str, str]] = _alias_index()
-
-
-def field_for_header(text: str) -> str | None:
-    """The field a header names, or None."""
-    return ALIASES.get(normalise_header(text))
+def field_for_header(text: str, contract: SheetContract | None = None) -> str | None:
+    """The field a header names under `contract` (default: the built-in fields), or None."""
+    return _contract(contract).alias_index.get(normalise_header(text))
 
 
 def _display(cell: object) -> str:
@@ -66,7 +60,7 @@ def _is_blank_row(row: Sequence[object]) -> bool:
     return not any(_display(cell) for cell in row)
 
 
-def find_header_row(values: Sequence[Sequence[object]]) -> int | None:
+def find_header_row(values: Sequence[Sequence[object]], contract: SheetContract | None = None) -> int | None:
     """0-based index of the header row: the first non-blank row, unless it names no field and one of the next
     rows does (a title above the table). None when every row is blank."""
     # Lazily: only the first few non-blank rows matter, and a sheet can have a million.
@@ -76,14 +70,13 @@ def find_header_row(values: Sequence[Sequence[object]]) -> int | None:
     if not non_blank:
         return None
     for i in non_blank:
-        if any(field_for_header(_display(cell)) for cell in values[i]):
+        if any(field_for_header(_display(cell), contract) for cell in values[i]):
             return i
     return non_blank[0]
 
 
-def _alternatives(field: str) -> str:
-    spec = FIELD_BY_NAME[field]
-    return ", ".join(spec.aliases)
+def _alternatives(contract: SheetContract, field: str) -> str:
+    return ", ".join(contract.field(field).aliases)
 
 
 def _fingerprint(mapping: Mapping[str, str]) -> str:
@@ -95,9 +88,13 @@ def map_headers(
     raw: RawSheet,
     required_fields: Sequence[str],
     previous_mapping: Mapping[str, str] | None = None,
+    contract: SheetContract | None = None,
 ) -> HeaderReport:
-    """How the header row maps onto the fields, with every blocking issue (missing, ambiguous, disappeared)."""
-    index = find_header_row(raw.values)
+    """How the header row maps onto the contract's fields, with every blocking issue (missing, ambiguous,
+    disappeared). A field of the previous mapping that the contract no longer has is not a vanished column: it is
+    listed in `HeaderReport.dropped_fields` (its stored values are kept), never an issue."""
+    contract = _contract(contract)
+    index = find_header_row(raw.values, contract)
     if index is None:
         issue = HeaderIssue(
             "no_header",
@@ -113,25 +110,26 @@ def map_headers(
         text = _display(cell)
         if not text:
             continue
-        field = field_for_header(text)
+        field = field_for_header(text, contract)
         if field is None:
             if text not in unknown:
                 unknown.append(text)
         else:
             candidates.setdefault(field, []).append((col, text))
 
-    previous = {f: h for f, h in (previous_mapping or {}).items() if f in FIELD_BY_NAME}
+    previous = {f: h for f, h in (previous_mapping or {}).items() if f in contract.by_name}
+    dropped = tuple(f for f in (previous_mapping or {}) if f not in contract.by_name)
     mapping: dict[str, str] = {}
     columns: dict[str, int] = {}
     issues: list[HeaderIssue] = []
-    for spec in FIELDS:  # sheet-independent order, so that issues read the same every run
+    for spec in contract.fields:  # sheet-independent order, so that issues read the same every run
         found = candidates.get(spec.name)
         if not found:
             continue
-        keep = _preferred(found, spec.name, previous.get(spec.name))
+        keep = _preferred(contract, found, spec.name, previous.get(spec.name))
         mapping[spec.name], columns[spec.name] = keep[1], keep[0]
         if len(found) > 1:
-            issues.append(_ambiguous(spec.name, found, keep, header_row))
+            issues.append(_ambiguous(contract, spec.name, found, keep, header_row))
 
     for field, header in previous.items():
         if field not in mapping:
@@ -144,14 +142,15 @@ def map_headers(
                 )
             )
     for field in required_fields:
-        if field in FIELD_BY_NAME and field not in mapping and field not in previous:
-            spec = FIELD_BY_NAME[field]
+        if field in contract.by_name and field not in mapping and field not in previous:
+            spec = contract.field(field)
+            others = f" (or one of: {_alternatives(contract, field)})" if spec.aliases else ""
             issues.append(
                 HeaderIssue(
                     "missing_required",
                     field,
-                    f"No column for the required field {field}: add a column headed {spec.header} "
-                    f"(or one of: {_alternatives(field)}) to row {header_row}.",
+                    f"No column for the required field {field}: add a column headed {spec.header}"
+                    f"{others} to row {header_row}.",
                 )
             )
     return HeaderReport(
@@ -161,13 +160,27 @@ def map_headers(
         unknown=tuple(unknown),
         issues=tuple(issues),
         fingerprint=_fingerprint(mapping),
+        unknown_columns={text: col for col, text in _unknown_columns(raw.values[index], contract)},
+        dropped_fields=dropped,
     )
 
 
-def _preferred(found: list[tuple[int, str]], field: str, previous_header: str | None) -> tuple[int, str]:
+def _unknown_columns(row: Sequence[object], contract: SheetContract) -> list[tuple[int, str]]:
+    """(column, header text) of the headed columns no field names, the first column of each text, in sheet order."""
+    found: dict[str, int] = {}
+    for col, cell in enumerate(row):
+        text = _display(cell)
+        if text and text not in found and field_for_header(text, contract) is None:
+            found[text] = col
+    return [(col, text) for text, col in found.items()]
+
+
+def _preferred(
+    contract: SheetContract, found: list[tuple[int, str]], field: str, previous_header: str | None
+) -> tuple[int, str]:
     """Of several columns naming one field, the one to keep: the one the last sync used, else the one with the
     canonical header, else the leftmost."""
-    canonical = normalise_header(FIELD_BY_NAME[field].header)
+    canonical = normalise_header(contract.field(field).header)
     for col, text in found:
         if previous_header is not None and text == previous_header:
             return col, text
@@ -177,10 +190,12 @@ def _preferred(found: list[tuple[int, str]], field: str, previous_header: str | 
     return found[0]
 
 
-def _ambiguous(field: str, found: list[tuple[int, str]], keep: tuple[int, str], header_row: int) -> HeaderIssue:
+def _ambiguous(
+    contract: SheetContract, field: str, found: list[tuple[int, str]], keep: tuple[int, str], header_row: int
+) -> HeaderIssue:
     listed = " and ".join(f"{text} ({column_letter(col)}{header_row})" for col, text in found)
     others = ", ".join(f"{column_letter(col)} ({text})" for col, text in found if (col, text) != keep)
-    label = f"{FIELD_BY_NAME[field].header} ({field})"
+    label = f"{contract.field(field).header} ({field})"
     return HeaderIssue(
         "ambiguous",
         field,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync_pipeline.domain import kinds
 from sync_pipeline.domain import textcols as tc
 from sync_pipeline.domain.amounts import (
     BIG_UNITS,
@@ -48,7 +49,10 @@ from sync_pipeline.domain.dates import (
     read_datetimes,
 )
 from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELD_NAMES, FieldKind
-from sync_pipeline.domain.hashing import canonical_values
+
+if TYPE_CHECKING:
+    from sync_pipeline.domain.contract import SheetContract
+from sync_pipeline.domain.hashing import canonical_values, json_literal
 from sync_pipeline.domain.values import Invalid
 
 __all__ = [
@@ -136,6 +140,8 @@ def clean_cells(series: pd.Series) -> pd.Series:
     return _series(tc.to_objects(clean_text(tc.to_arrow(series.to_numpy(dtype=object)))), series.index)
 
 
+# The kinds only a sheet contract's own fields have (stored in `sellers.attributes`), read by `domain.kinds`.
+CONTRACT_KINDS: Final = frozenset({FieldKind.INTEGER, FieldKind.DECIMAL, FieldKind.BOOLEAN, FieldKind.CHOICE})
 READ_BATCH_CELLS: Final = 65_536  # distinct cells read at once (see `read_distinct`)
 
 # --- text kinds -----------------------------------------------------------------------------------------------
@@ -275,13 +281,15 @@ class DistinctColumn:
         return self.values[present[first]], codes
 
 
-def read_distinct(raw: pa.Array | pa.ChunkedArray, kind: FieldKind | None, timezone: str) -> DistinctColumn:
+def read_distinct(
+    raw: pa.Array | pa.ChunkedArray, kind: FieldKind | None, timezone: str, choices: tuple[str, ...] = ()
+) -> DistinctColumn:
     """`normalise_raw`, kept per distinct cell (`textcols.distinct_or_cells`), read `READ_BATCH_CELLS` at a time: the
     temporaries of a batch stay small enough to be reused, where those of a million cells would be fresh memory for
     every step."""
     distinct, indices = tc.distinct_or_cells(raw)
     batches = [
-        _read_cells(tc.combined(distinct.slice(start, READ_BATCH_CELLS)), kind, timezone)
+        _read_cells(tc.combined(distinct.slice(start, READ_BATCH_CELLS)), kind, timezone, choices)
         for start in range(0, max(len(distinct), 1), READ_BATCH_CELLS)
     ]
     if len(batches) == 1:
@@ -307,8 +315,18 @@ def _needs_cleaning(cells: pa.Array) -> pa.Array:
     return pa.array(work)
 
 
+def _read_contract_kind(cells: np.ndarray[Any, Any], kind: FieldKind, choices: tuple[str, ...]) -> np.ndarray[Any, Any]:
+    if kind is FieldKind.INTEGER:
+        return kinds.read_integer(cells)
+    if kind is FieldKind.DECIMAL:
+        return kinds.read_decimal(cells)
+    if kind is FieldKind.BOOLEAN:
+        return kinds.read_boolean(cells)
+    return kinds.read_choice(cells, choices)
+
+
 def _read_cells(
-    cells: pa.Array, kind: FieldKind | None, timezone: str
+    cells: pa.Array, kind: FieldKind | None, timezone: str, choices: tuple[str, ...] = ()
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Array, np.ndarray[Any, Any]]:
     """The values, presence, canonical text and invalidity (see `DistinctColumn`) of some distinct cells. Cells that
     one scan finds clean (`_NEEDS_CLEANING`, or for text kinds `_NEEDS_READING`) are their own value; only the others
@@ -337,6 +355,13 @@ def _read_cells(
             values, canonical, invalid = dates_with_text(cleaned)
         else:
             values, canonical, invalid = datetimes_with_text(cleaned, timezone)
+    elif kind in CONTRACT_KINDS:
+        # A contract's own kinds, read per distinct cell in Python (their columns repeat: ranks, flags, areas); the
+        # canonical text is the value's JSON literal, the text its attribute is stored and hashed as.
+        values = _read_contract_kind(tc.to_objects(cleaned), kind, choices)
+        invalid = np.array([type(v) is Invalid for v in values], dtype=bool)
+        literals = [None if v is None or bad else json_literal(v) for v, bad in zip(values, invalid, strict=True)]
+        canonical = pa.array(literals, type=tc.TEXT)
     else:
         values = read_text(cleaned, kind, timezone)
         invalid = np.array([type(v) is Invalid for v in values], dtype=bool)
@@ -368,7 +393,10 @@ def read_records(cleaned: pd.DataFrame, timezone: str) -> pd.DataFrame:
 
 
 def validation_records(
-    columns: Mapping[str, DistinctColumn], positions: np.ndarray[Any, Any], index: pd.Index
+    columns: Mapping[str, DistinctColumn],
+    positions: np.ndarray[Any, Any],
+    index: pd.Index,
+    contract: SheetContract | None = None,
 ) -> pd.DataFrame:
     """The typed record frame (columns `FIELD_NAMES`) of the rows at `positions`, on `index`, as the schema validates
     it, with as few Python objects per cell as each column allows: text as an Arrow dictionary over the column's
@@ -376,9 +404,9 @@ def validation_records(
     values, so that its checks run once per value (object categories: typed values and Invalids); any other column of
     dates, amounts or e-mail addresses as the objects the `valid` frame holds. Absent fields are all missing."""
     frame: dict[str, pd.Series] = {}
-    for name in FIELD_NAMES:
+    kinds_of = {f.name: f.kind for f in contract.fields} if contract is not None else _BUILTIN_KINDS
+    for name, kind in kinds_of.items():
         column = columns.get(name)
-        kind = FIELD_BY_NAME[name].kind
         if column is None:
             frame[name] = pd.Series(pd.arrays.ArrowExtensionArray(pa.nulls(len(positions), tc.TEXT)), index=index)
         elif kind in (FieldKind.TEXT, FieldKind.PHONE):  # the text itself is not copied: a dictionary over it
@@ -399,6 +427,8 @@ def validation_records(
             frame[name] = pd.Series(column.rows(positions), index=index, dtype=object)
     return pd.DataFrame(frame, index=index)
 
+
+_BUILTIN_KINDS: Final[Mapping[str, FieldKind]] = {name: FIELD_BY_NAME[name].kind for name in FIELD_NAMES}
 
 # --- one value (for callers outside the hot path: an operator's seller number, tests) -------------------------
 

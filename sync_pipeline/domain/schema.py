@@ -13,7 +13,9 @@ import pyarrow
 import pyarrow.compute as pc
 from pandas.api.types import infer_dtype
 
-from sync_pipeline.domain.fields import FIELD_BY_NAME, FIELDS, KEY_FIELD, FieldKind
+from sync_pipeline.domain import kinds
+from sync_pipeline.domain.contract import SheetContract, default_contract
+from sync_pipeline.domain.fields import KEY_FIELD, FieldKind
 from sync_pipeline.domain.normalise import Invalid
 from sync_pipeline.domain.sheet import HeaderReport, Rejection, a1
 from sync_pipeline.domain.textcols import fullmatch as tc_fullmatch
@@ -38,6 +40,7 @@ RULES: Final = frozenset(
         RULE_INVALID_AMOUNT,
         RULE_INVALID_EMAIL,
         RULE_TOO_LONG,
+        *kinds.RULES.values(),  # invalid_integer, invalid_decimal, invalid_boolean, invalid_choice
     }
 )
 _PANDERA_NOT_NULLABLE: Final = "not_nullable"  # pandera's own name for a null in a non-nullable column
@@ -64,12 +67,14 @@ _PARSE_RULES: Final[Mapping[FieldKind, str]] = {
     FieldKind.DATETIME: RULE_INVALID_DATE,
     FieldKind.AMOUNT: RULE_INVALID_AMOUNT,
     FieldKind.EMAIL: RULE_INVALID_EMAIL,
+    **{FieldKind(kind): rule for kind, rule in kinds.RULES.items()},
 }
 _FIX_HINTS: Final[Mapping[FieldKind, str]] = {
     FieldKind.DATE: "write a date like 2025/1/5 or 令和7年1月5日",
     FieldKind.DATETIME: "write a date and time like 2025/01/05 10:30",
     FieldKind.AMOUNT: "write whole yen like 12,000,000 or 1200万",
     FieldKind.EMAIL: "write it like name@example.com",
+    **{FieldKind(kind): hint for kind, hint in kinds.FIX_HINTS.items()},
 }
 
 
@@ -158,13 +163,17 @@ def _no_longer_than(limit: int) -> pa.Check:
 
 
 @functools.lru_cache(maxsize=16)
-def build_schema(seller_number_pattern: str, required_fields: tuple[str, ...]) -> pa.DataFrameSchema:
-    """The schema of the normalised record frame (object columns, index = sheet row) under these settings."""
+def build_schema(
+    seller_number_pattern: str, required_fields: tuple[str, ...], contract: SheetContract | None = None
+) -> pa.DataFrameSchema:
+    """The schema of the normalised record frame (object columns, index = sheet row) under these settings, one
+    column per field of `contract` (default: the eleven built-in fields)."""
     import pandera.pandas as pa
 
+    contract = contract or default_contract()
     key_pattern = seller_number_regex(seller_number_pattern)
     columns: dict[str, pa.Column] = {}
-    for spec in FIELDS:
+    for spec in contract.fields:
         checks: list[pa.Check] = []
         if spec.name == KEY_FIELD:
             checks.append(
@@ -228,6 +237,7 @@ def find_rejections(
     header: HeaderReport,
     seller_number_pattern: str,
     required_fields: Sequence[str],
+    contract: SheetContract | None = None,
 ) -> tuple[Rejection, ...]:
     """Validate the normalised records (index = sheet row) lazily and return one Rejection per bad cell.
 
@@ -237,7 +247,8 @@ def find_rejections(
         return ()
     from pandera.errors import SchemaErrors
 
-    schema = build_schema(seller_number_pattern, tuple(required_fields))
+    contract = contract or default_contract()
+    schema = build_schema(seller_number_pattern, tuple(required_fields), contract)
     try:
         schema.validate(records, lazy=True)
     except SchemaErrors as errors:
@@ -268,7 +279,7 @@ def find_rejections(
         raw_text = raw.at[sheet_row, field] if field in raw.columns else None
         col = header.columns.get(field)
         cell = a1(sheet_row, col) if col is not None else None
-        label = header.mapping.get(field, FIELD_BY_NAME[field].header)
+        label = header.mapping.get(field, contract.field(field).header)
         key = readable.at[sheet_row]
         written_key = keys.at[sheet_row]
         same_key = rows_by_key.get(written_key, []) if isinstance(written_key, str) else []
@@ -283,6 +294,7 @@ def find_rejections(
             other_rows=[r for r in same_key if r != sheet_row],
             pattern=seller_number_pattern,
             required=field in required_fields,
+            kind=contract.kind_of(field),
         )
         rejections.append(
             Rejection(
@@ -311,6 +323,7 @@ def _message(
     other_rows: Sequence[int],
     pattern: str,
     required: bool,
+    kind: FieldKind,
 ) -> str:
     """What is wrong with one cell and what the office should do about it."""
     shown = _excerpt(raw_text)
@@ -330,7 +343,6 @@ def _message(
             f"{label} in {where} is {length} characters long; the database keeps at most "
             f"{MAX_LENGTHS[field]}. Shorten it."
         )
-    kind = FIELD_BY_NAME[field].kind
     reason = value.reason if isinstance(value, Invalid) else "it cannot be read"
     hint = _FIX_HINTS.get(kind, "correct it")
     return f"{label} in {where} is {shown}; {reason}. Please {hint}{'' if required else ', or leave it empty'}."

@@ -11,6 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync_pipeline.domain.fields import DEFAULT_REQUIRED_FIELDS, DEFAULT_SELLER_NUMBER_PATTERN, FIELD_NAMES
 
+UNMAPPED_REPORT = "report"
+UNMAPPED_KEEP = "keep"
+UNMAPPED_REFUSE = "refuse"
+UNMAPPED_CHOICES = (UNMAPPED_REPORT, UNMAPPED_KEEP, UNMAPPED_REFUSE)
 DOC = "doc"  # the dataclass field metadata key holding a setting's documentation
 MIN_SYNC_INTERVAL_MINUTES = 1  # Requirement 10.1: anything faster would overlap with itself on a large sheet
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI (README); run links start here
@@ -91,8 +95,16 @@ class Settings:
     )
     required_fields: tuple[str, ...] = _setting(
         DEFAULT_REQUIRED_FIELDS,
-        f"Fields every seller row must have, comma-separated; must include seller_number. Fields: "
-        f"{', '.join(FIELD_NAMES)}.",
+        f"Fields every seller row must have, comma-separated; must include seller_number. Built-in fields: "
+        f"{', '.join(FIELD_NAMES)}; a sheet contract's own fields may be named too. Combined with the contract's "
+        "`required: true` (either makes a field required); a field the contract lacks refuses the sync.",
+    )
+    unmapped_columns: str = _setting(
+        UNMAPPED_REPORT,
+        "What a sheet column that no field of the sheet contract names does: report (synced nowhere, listed in "
+        "the summary, --json unmapped_columns, the audit and the sheet_columns_mapped check), keep (also stored as "
+        "text in sellers.attributes._unmapped by header), refuse (the sync stops before writing anything). Read "
+        "when a sync starts.",
     )
     sheet_timezone: str = _setting(
         "Asia/Tokyo", "IANA time zone in which 更新日時 values typed without a zone are read."
@@ -224,11 +236,17 @@ def _pattern(value: object) -> str | None:
     return None
 
 
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # as a sheet contract names its fields
+
+
 def _required(value: object) -> str | None:
     names: tuple[str, ...] = tuple(value) if isinstance(value, (tuple, list)) else (str(value),)
-    unknown = [n for n in names if n not in FIELD_NAMES]
+    unknown = [n for n in names if not _FIELD_NAME.match(n)]
     if unknown:
-        return f"names unknown fields {unknown}; fields are {', '.join(FIELD_NAMES)}"
+        return (
+            f"names {unknown}, which are not field names; fields are {', '.join(FIELD_NAMES)} and those of the "
+            "sheet contract"
+        )
     if "seller_number" not in names:
         return "must include seller_number (it is the key)"
     return None
@@ -274,5 +292,8 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "email_min_interval_minutes": _at_least(0),
     "email_recipients": _addresses,
     "ui_base_url": _http_url,
+    "unmapped_columns": lambda value: (
+        None if value in UNMAPPED_CHOICES else f"must be one of {', '.join(UNMAPPED_CHOICES)}, got {value!r}"
+    ),
     "retention_days": _at_least(1),
 }

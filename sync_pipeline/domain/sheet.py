@@ -132,6 +132,8 @@ class HeaderReport:
     unknown: tuple[str, ...] = ()  # headers that map to no field (ignored, reported once)
     issues: tuple[HeaderIssue, ...] = ()
     fingerprint: str = ""  # stable hash of the mapping, kept per sync
+    unknown_columns: Mapping[str, int] = field(default_factory=dict)  # header text -> its (first) column, in order
+    dropped_fields: tuple[str, ...] = ()  # fields of the last sync's mapping the contract no longer has
 
     @property
     def ok(self) -> bool:
@@ -155,6 +157,15 @@ class SheetSnapshot:
     fetch_seconds: float = 0.0
     validate_seconds: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    contract: Any = None  # the `SheetContract` the sheet was read with (None: the built-in fields)
+    unmapped_columns: str = "report"  # the setting in force: report | keep | refuse
+
+    @property
+    def attribute_layout(self) -> tuple[tuple[str, ...], bool]:
+        """The attributes the sheet owns (the contract's own fields, sorted) and whether kept unmapped columns are
+        among them: what the writer replaces and the database hash covers."""
+        extras: tuple[str, ...] = self.contract.extras if self.contract is not None else ()
+        return extras, self.unmapped_columns == "keep"
 
     @property
     def valid_keys(self) -> frozenset[str]:

@@ -37,6 +37,7 @@ def preview(db: Database, source: SheetSource) -> SyncSummary:
         duration_s=sum(phases.values()),
         phases=phases,
         rejections=snapshot.rejections,
+        unmapped_columns=snapshot.header.unknown,
         conflicts=result.conflicts,
         dry_run=True,
         would_insert=tuple(plan.loc[actions == Action.INSERT, "seller_number"]),

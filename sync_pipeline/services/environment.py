@@ -25,6 +25,7 @@ SHEET_WORKSHEET_ENV = "SYNC_SHEET_WORKSHEET"
 SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
 GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own name, the fallback
 SHEETS_API_URL_ENV = "SYNC_SHEETS_API_URL"
+CONTRACT_ENV = "SYNC_CONTRACT"  # a sheet contract file (YAML); unset: the bundled default, the eleven built-in fields
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Environment:
     worksheet: str | None = None
     credentials_file: str | None = None
     sheets_api_url: str | None = None
+    contract_path: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -51,10 +53,16 @@ class Environment:
             worksheet=get(SHEET_WORKSHEET_ENV),
             credentials_file=get(SERVICE_ACCOUNT_FILE_ENV) or get(GOOGLE_CREDENTIALS_ENV),
             sheets_api_url=get(SHEETS_API_URL_ENV),
+            contract_path=get(CONTRACT_ENV),
         )
 
     def with_overrides(
-        self, *, database_url: str | None = None, sheet_source: str | None = None, worksheet: str | None = None
+        self,
+        *,
+        database_url: str | None = None,
+        sheet_source: str | None = None,
+        worksheet: str | None = None,
+        contract_path: str | None = None,
     ) -> Environment:
         """Command-line options win over the environment."""
         return Environment(
@@ -63,6 +71,7 @@ class Environment:
             worksheet=worksheet or self.worksheet,
             credentials_file=self.credentials_file,
             sheets_api_url=self.sheets_api_url,
+            contract_path=contract_path or self.contract_path,
         )
 
 

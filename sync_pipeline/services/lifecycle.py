@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sync_pipeline.adapters.retry import RetriesExhaustedError
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
 from sync_pipeline.adapters.store.lock import SyncLock
+from sync_pipeline.adapters.store.sellers import owned_attributes
 from sync_pipeline.adapters.store.writer import ChunkWriter
 from sync_pipeline.domain.alert_rules import COUNTED_KINDS
 from sync_pipeline.domain.audit import (
@@ -201,6 +202,7 @@ class SyncRun:
                 source=snapshot.source,  # a Google source knows its worksheet's title only once it has read it
                 header_mapping=dict(snapshot.header.mapping),
                 header_fingerprint=snapshot.header.fingerprint,
+                unmapped_columns=list(snapshot.header.unknown),
                 heartbeat_at=now,
                 phases={k: round(v, 6) for k, v in phases.items()},
             )
@@ -250,7 +252,14 @@ class SyncRun:
         total = len(to_write)
         if self.lock is None:
             raise RuntimeError(f"sync {self.sync_id} does not hold the sync lock; enter it with `with SyncRun(...)`")
-        writer = ChunkWriter(self.db.engine, self.db.clock, self.lock, sync_id=self.sync_id, sleep=self.sleep)
+        writer = ChunkWriter(
+            self.db.engine,
+            self.db.clock,
+            self.lock,
+            sync_id=self.sync_id,
+            sleep=self.sleep,
+            owned_attributes=owned_attributes(*snapshot.attribute_layout),
+        )
         t1 = time.perf_counter()
         self.phase_started_at = self.db.clock.now()  # the estimate of the time left is measured from here
         self._report_progress("update", 0, total)
@@ -331,6 +340,7 @@ class SyncRun:
             rejections=read.snapshot.rejections,
             conflicts=result.conflicts,
             failures=result.failures,
+            unmapped_columns=read.snapshot.header.unknown,
         )
         self._after_close()
         return self.summary

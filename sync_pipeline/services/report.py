@@ -102,6 +102,8 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
         "duration_s": round(float(row["duration_s"] or 0.0), 3),
         "phases": {p: round(float(phases.get(p, 0.0)), 4) for p in PHASES},
         "message": row["message"],
+        # Header texts of the sheet's columns that no field of the contract names, in sheet order ([] when none).
+        "unmapped_columns": list(row.get("unmapped_columns") or []),
         "rejections": rejections,
         "problems": problems,
     }

@@ -11,6 +11,8 @@ import pyarrow as pa
 
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
+from sync_pipeline.domain.contract import ContractError, SheetContract
+from sync_pipeline.domain.errors import ErrorCategory, SyncError
 from sync_pipeline.domain.ingest import IngestRules, ingest_sheet
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import SheetSnapshot
@@ -35,15 +37,28 @@ def read_snapshot(
     *,
     on_retry: Callable[[RetryEvent], None] | None = None,
     progress: ProgressListener | None = None,
+    contract: SheetContract | None = None,
 ) -> SheetSnapshot:
-    """The sheet read once, normalised and validated: what a sync, a dry run and `verify` all start from."""
+    """The sheet read once, normalised and validated: what a sync, a dry run and `verify` all start from.
+
+    The contract (default: the source's, `services.sources.ContractedSource`) and its combination with the settings
+    are checked before the sheet is fetched: a contract that cannot work reads nothing."""
+    from sync_pipeline.services.contracts import load_contract
+    from sync_pipeline.services.sources import contract_path_of
+
+    if contract is None:
+        contract = load_contract(contract_path_of(source))
+    try:
+        rules = IngestRules.from_settings(settings, previous_mapping=previous_mapping(db), contract=contract)
+    except ContractError as exc:
+        raise SyncError(ErrorCategory.CONFIGURATION, str(exc)) from None
     t0 = time.perf_counter()
     raw = source.read(on_retry=on_retry)
     fetch_s = time.perf_counter() - t0
     rows = max(len(raw.values) - 1, 0)  # the sheet's rows under the header: what validation goes through
     if progress is not None:
         progress("validate", 0, rows)
-    snapshot = ingest_sheet(raw, IngestRules.from_settings(settings, previous_mapping=previous_mapping(db)))
+    snapshot = ingest_sheet(raw, rules)
     del raw  # the sheet's text: the snapshot holds what the sync needs
     # Arrow's allocator keeps what it freed for its own reuse; the rest of the sync allocates through Python and
     # numpy, so hand it back (hundreds of MB at a million rows) rather than carry it as resident memory.

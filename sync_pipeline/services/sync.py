@@ -71,6 +71,7 @@ class SyncSummary:
     dry_run: bool = False
     would_insert: tuple[str, ...] = ()
     would_update: tuple[str, ...] = ()
+    unmapped_columns: tuple[str, ...] = ()  # header texts no field of the contract names, in sheet order
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
@@ -93,6 +94,7 @@ class SyncSummary:
             "duration_s": round(self.duration_s, 3),
             "phases": {p: round(float(self.phases.get(p, 0.0)), 4) for p in PHASES},
             "message": self.message,
+            "unmapped_columns": list(self.unmapped_columns),
             "rejections": [
                 {
                     "row": r.sheet_row,

@@ -63,7 +63,7 @@ def verify_snapshot(db: Database, snapshot: SheetSnapshot, settings: Settings) -
     t0 = time.perf_counter()
     sheet = snapshot.valid.loc[:, list(SHEET_COLUMNS)]
     with db.engine.connect() as conn:
-        hashes = db.sellers.verification_hashes(conn)
+        hashes = db.sellers.verification_hashes(conn, *snapshot.attribute_layout)
         matched = match_hashes(sheet, hashes)
         differing = differing_keys(matched)
         # (when many differ, the store reads everyone's in bulk rather than through a huge key list)

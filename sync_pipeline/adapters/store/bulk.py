@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ from sync_pipeline.domain.fields import PROPERTY_FIELDS, SELLER_FIELDS
 RECORD_LOGS = sync_record_logs.name
 BULK_STAGE = "sync_bulk_stage"  # temporary, per transaction; a name no permanent table uses
 BULK_STAGE_COLUMNS: tuple[str, ...] = (*STAGE_COLUMNS, "sheet_wins_detail")
-_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
+_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "attributes", "sheet_row", "row_hash")
 
 
 def _stage_ddl() -> str:
@@ -55,14 +56,28 @@ def _stage_ddl() -> str:
     dialect = sa.dialects.postgresql.dialect()  # type: ignore[attr-defined]
     types = {c.name: c.type for c in (*sellers.c, *properties.c)}
     columns = [f"{name} {types[name].compile(dialect=dialect)}" for name in (*SELLER_FIELDS, *PROPERTY_FIELDS)]
-    columns += ["sheet_row integer", "row_hash varchar(32)", "expected_version integer", "sheet_wins_detail jsonb"]
+    columns += [
+        "attributes jsonb",
+        "sheet_row integer",
+        "row_hash varchar(32)",
+        "expected_version integer",
+        "sheet_wins_detail jsonb",
+    ]
     return f"CREATE TEMPORARY TABLE {BULK_STAGE} ({', '.join(columns)}) ON COMMIT DROP"
 
 
 STAGE_DDL = _stage_ddl()
 COPY_STAGE = f"COPY {BULK_STAGE} ({', '.join(BULK_STAGE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
 
-_SET_SELLER = ", ".join(f"{c} = s.{c}" for c in _DATA_COLUMNS if c != "seller_number")
+# The sheet's attributes replace the keys it owns (%(owned)s: the contract's own fields, and `_unmapped` when kept)
+# and keep every other key: the values of a field since removed from the contract are never deleted.
+_MERGED_ATTRIBUTES = (
+    "attributes = NULLIF((COALESCE(sellers.attributes, '{}'::jsonb) - %(owned)s::text[]) "
+    "|| COALESCE(s.attributes, '{}'::jsonb), '{}'::jsonb)"
+)
+_SET_SELLER = ", ".join(
+    _MERGED_ATTRIBUTES if c == "attributes" else f"{c} = s.{c}" for c in _DATA_COLUMNS if c != "seller_number"
+)
 _SET_PROPERTY = ", ".join(f"{c} = excluded.{c}" for c in PROPERTY_FIELDS)
 _DATA = ", ".join(_DATA_COLUMNS)
 _PROPS = ", ".join(PROPERTY_FIELDS)
@@ -143,7 +158,9 @@ def _sheet_wins_details(chunk: pd.DataFrame) -> list[str | None]:
     return details
 
 
-def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
+def write_chunk(
+    conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str, owned: Sequence[str] = ()
+) -> set[str]:
     """Write one chunk of planned changes (sellers, properties, record logs) in the caller's transaction; return the
     seller numbers written. A row the database refuses fails the whole chunk (the writer then isolates it).
 
@@ -166,16 +183,18 @@ def write_chunk(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync
             written = set()  # someone inserted a planned key since the diff: the statement handles the whole chunk
     if chunk.empty:
         return written
-    return written | _write_staged(conn, chunk, now, sync_id)
+    return written | _write_staged(conn, chunk, now, sync_id, owned)
 
 
-def _write_staged(conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str) -> set[str]:
+def _write_staged(
+    conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, sync_id: str, owned: Sequence[str]
+) -> set[str]:
     """The chunk through the stage and CHUNK_STATEMENT (SAFE_CHUNK_STATEMENT after a unique-key race)."""
     data = stage_csv(chunk)
     conn.exec_driver_sql(STAGE_DDL)
     _copy(conn, COPY_STAGE, data)
     # Through SQLAlchemy, so that a refusal arrives as a DBAPIError and a lost connection is recognised as such.
-    parameters = {"now": now, "sync_id": sync_id, "reason": CONFLICT_UNDERNEATH_REASON}
+    parameters = {"now": now, "sync_id": sync_id, "reason": CONFLICT_UNDERNEATH_REASON, "owned": list(owned)}
     try:
         with conn.begin_nested():
             lost = set(conn.exec_driver_sql(CHUNK_STATEMENT, parameters).scalars().all())

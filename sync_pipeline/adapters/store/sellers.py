@@ -27,13 +27,27 @@ from sync_pipeline.adapters.store.reads import (
     read_rows,
 )
 from sync_pipeline.adapters.store.tables import UtcDateTime, properties, sellers
+from sync_pipeline.domain.contract import UNMAPPED
 from sync_pipeline.domain.diff import STATE_COLUMNS, is_in
 from sync_pipeline.domain.fields import FIELD_BY_NAME, PROPERTY_FIELDS, SELLER_FIELDS, FieldKind
-from sync_pipeline.domain.hashing import HASH_FIELDS, SEPARATOR, TIMESTAMP_TEXT_LENGTH
+from sync_pipeline.domain.hashing import (
+    ATTRIBUTE_LABEL,
+    HASH_FIELDS,
+    SEPARATOR,
+    TIMESTAMP_TEXT_LENGTH,
+    UNMAPPED_LABEL,
+)
 
 STAGE_TABLE = "sync_stage_tmp"  # temporary, per connection; a name no permanent table uses
-SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "sheet_row", "row_hash")
-STAGE_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, *PROPERTY_FIELDS, "sheet_row", "row_hash", "expected_version")
+SELLER_DATA_COLUMNS: tuple[str, ...] = (*SELLER_FIELDS, "attributes", "sheet_row", "row_hash")
+STAGE_COLUMNS: tuple[str, ...] = (
+    *SELLER_FIELDS,
+    "attributes",
+    *PROPERTY_FIELDS,
+    "sheet_row",
+    "row_hash",
+    "expected_version",
+)
 _INTEGER_STAGE_COLUMNS = frozenset({"sheet_row", "expected_version"})
 _TEXT_KINDS = frozenset({FieldKind.KEY, FieldKind.TEXT, FieldKind.PHONE, FieldKind.EMAIL})  # blank text is empty too
 
@@ -76,15 +90,71 @@ def sqlite_values(array: pa.Array) -> list[Any]:
     return array.to_pylist()
 
 
+def owned_attributes(extras: Sequence[str], keep_unmapped: bool) -> tuple[str, ...]:
+    """The attribute keys the sheet owns under a contract: a write replaces them and keeps every other key (the
+    values of a field since removed from the contract are never deleted)."""
+    return (*extras, *((UNMAPPED,) if keep_unmapped else ()))
+
+
+def merged_attributes(old: Any, new: Any, owned: Sequence[str]) -> sa.ColumnElement[Any]:
+    """SQLite: the stored attributes with the owned keys replaced by the sheet's (`new`), others kept; NULL when
+    empty. (Postgres does the same with jsonb operators in `bulk.py`.)"""
+    paths = [sa.literal(f"$.{key}") for key in owned]
+    kept = sa.func.json_remove(sa.func.coalesce(old, "{}"), *paths)
+    return sa.func.nullif(sa.func.json_patch(kept, sa.func.coalesce(new, "{}")), "{}")
+
+
+def attributes_hash_suffix(
+    attributes: Any, extras: Sequence[str], keep_unmapped: bool, dialect: str | None
+) -> sa.ColumnElement[str] | None:
+    """The stored attributes' part of the content hash, as `domain.hashing` writes it: `SEPARATOR name:literal` per
+    present extra field in name order (the literal as stored: `->` returns a member's JSON text unchanged on both
+    databases), then, when unmapped columns are kept, `SEPARATOR _unmapped.header:text` per kept cell by header."""
+    parts: list[sa.ColumnElement[str]] = []
+    for name in sorted(extras):
+        path = name if dialect == "postgresql" else f"$.{name}"
+        member = sa.cast(attributes.op("->")(sa.literal(path)), sa.Text)
+        label = SEPARATOR + ATTRIBUTE_LABEL.format(name=name)
+        parts.append(sa.func.coalesce(sa.literal(label).concat(member), ""))
+    if keep_unmapped:
+        label = SEPARATOR + UNMAPPED_LABEL.format(header="")
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+            each = sa.func.jsonb_each_text(attributes.op("->")(sa.literal(UNMAPPED))).table_valued("key", "value")
+            text = sa.literal(label).concat(each.c.key).concat(":").concat(each.c.value)
+            ordered = aggregate_order_by(text, sa.collate(each.c.key, "C"))  # code-point order, as Python sorts
+            kept = sa.select(sa.func.string_agg(ordered, sa.literal(""))).scalar_subquery()
+        else:
+            each = sa.func.json_each(attributes, sa.literal(f"$.{UNMAPPED}")).table_valued("key", "value")
+            text = sa.literal(label).concat(each.c.key).concat(":").concat(each.c.value).label("part")
+            inner = sa.select(text).order_by(each.c.key).subquery()  # BINARY collation: code-point order
+            kept = sa.select(sa.func.group_concat(inner.c.part, "")).scalar_subquery()
+        parts.append(sa.func.coalesce(kept, ""))
+    if not parts:
+        return None
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.concat(part)
+    return joined
+
+
 def content_hash_expression(
-    seller_table: sa.Table | Any = sellers, property_table: sa.Table | Any = properties, *, dialect: str | None = None
+    seller_table: sa.Table | Any = sellers,
+    property_table: sa.Table | Any = properties,
+    *,
+    dialect: str | None = None,
+    extras: Sequence[str] = (),
+    keep_unmapped: bool = False,
 ) -> sa.ColumnElement[str]:
-    """md5 of the stored row in the same canonical text as `domain.hashing` (SQLite gets md5() from the engine).
+    """md5 of the stored row in the same canonical text as `domain.hashing` (SQLite gets md5() from the engine),
+    the attributes the contract names (`extras`, and kept unmapped columns) after the built-in columns.
 
     On Postgres the parts are joined with one concat_ws call rather than twenty `||` (each allocates a new text);
     every part is already coalesced, so concat_ws's skipping of NULLs never applies and the text is the same.
     SQLite has concat_ws only from 3.44.
     """
+    suffix = attributes_hash_suffix(seller_table.c.attributes, extras, keep_unmapped, dialect)
     parts: list[sa.ColumnElement[str]] = []
     for name in HASH_FIELDS:
         table = seller_table if name in seller_table.c else property_table
@@ -93,11 +163,12 @@ def content_hash_expression(
             text = sa.func.substr(text, 1, TIMESTAMP_TEXT_LENGTH)
         parts.append(sa.func.coalesce(text, ""))
     if dialect == "postgresql":
-        return sa.func.md5(sa.func.concat_ws(SEPARATOR, *parts))
+        text = sa.func.concat_ws(SEPARATOR, *parts)
+        return sa.func.md5(text if suffix is None else text.concat(suffix))
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.concat(SEPARATOR).concat(part)
-    return sa.func.md5(joined)
+    return sa.func.md5(joined if suffix is None else joined.concat(suffix))
 
 
 class SellerStore:
@@ -123,7 +194,9 @@ class SellerStore:
         query = sa.select(sa.func.count()).select_from(sellers).where(sellers.c.synced_version.is_not(None))
         return int(conn.execute(query).scalar_one())
 
-    def apply_chunk(self, conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime) -> set[str]:
+    def apply_chunk(
+        self, conn: sa.Connection, chunk: pd.DataFrame, now: dt.datetime, owned: Sequence[str] = ()
+    ) -> set[str]:
         """SQLite: upsert `chunk` (plan rows that write) and their properties; return the seller numbers written.
 
         A planned insert whose key appeared meanwhile, or an update whose row's version moved on, is not written and
@@ -159,6 +232,7 @@ class SellerStore:
             index_elements=[sellers.c.seller_number],
             set_={
                 **{c: statement.excluded[c] for c in data_columns if c != "seller_number"},
+                "attributes": merged_attributes(sellers.c.attributes, statement.excluded.attributes, owned),
                 "version": sellers.c.version + 1,
                 "synced_version": sellers.c.version + 1,
                 "synced_at": now,
@@ -205,7 +279,9 @@ class SellerStore:
         )
         conn.execute(statement)
 
-    def verification_hashes(self, conn: sa.Connection) -> pd.DataFrame:
+    def verification_hashes(
+        self, conn: sa.Connection, extras: Sequence[str] = (), keep_unmapped: bool = False
+    ) -> pd.DataFrame:
         """Every seller's key, stored-content hash (computed in SQL), sync mark and whether its property exists.
 
         The part of verification that covers every row, kept narrow: no timestamps, and on Postgres read as CSV parts
@@ -213,7 +289,9 @@ class SellerStore:
         """
         query = sa.select(
             sellers.c.seller_number,
-            content_hash_expression(dialect=conn.dialect.name).label("db_hash"),
+            content_hash_expression(dialect=conn.dialect.name, extras=extras, keep_unmapped=keep_unmapped).label(
+                "db_hash"
+            ),
             sellers.c.synced_version,
             properties.c.id.is_not(None).label("has_property"),
         ).select_from(sellers.outerjoin(properties, properties.c.seller_id == sellers.c.id))

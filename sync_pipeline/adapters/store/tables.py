@@ -7,6 +7,7 @@ both backends. Table names are constants so that raw SQL (COPY, the lock) never 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,24 @@ class UtcDateTime(sa.TypeDecorator[dt.datetime]):
             return None
         assert isinstance(value, dt.datetime)
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Attributes(sa.TypeDecorator[Any]):
+    """`sellers.attributes`: JSONB on Postgres, JSON text on SQLite. Bound as JSON text already written (the sync's
+    own serialisation, `domain.hashing.json_literal`) or as a dict; read back as a dict."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 metadata = sa.MetaData(
@@ -64,6 +83,9 @@ sellers = sa.Table(
     sa.Column("status", sa.String(128)),
     sa.Column("inquiry_date", sa.Date),
     sa.Column("sheet_updated_at", UtcDateTime()),
+    # The sheet contract's own fields by name, typed JSON (and `_unmapped` columns kept by header); NULL when none.
+    # The sync writes the JSON text itself (domain.ingest), so the column stores exactly what was hashed.
+    sa.Column("attributes", Attributes()),
     sa.Column("sheet_row", sa.Integer),
     # What the sync last applied, to tell its own writes from other people's (DESIGN.md, "Sync semantics").
     sa.Column("row_hash", sa.String(32)),
@@ -106,6 +128,7 @@ sync_audit_logs = sa.Table(
     sa.Column("settings", sa.JSON),
     sa.Column("header_mapping", sa.JSON),  # field -> header text, for the disappeared-column check
     sa.Column("header_fingerprint", sa.String(32)),
+    sa.Column("unmapped_columns", sa.JSON),  # header texts no field of the contract names, in sheet order
     sa.Column("rows_read", sa.Integer),
     sa.Column("valid_count", sa.Integer),
     sa.Column("rejected_count", sa.Integer),

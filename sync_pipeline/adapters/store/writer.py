@@ -59,6 +59,7 @@ class ChunkWriter:
     audit: AuditStore = field(default_factory=AuditStore)
     sleep: Callable[[float], None] = time.sleep
     workers: int = 2  # chunks in flight at once on Postgres (SQLite has one writer: always 1)
+    owned_attributes: tuple[str, ...] = ()  # the attribute keys the sheet owns (SellerStore.owned_attributes)
     _lock_check: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def write(self, to_write: pd.DataFrame, chunk_size: int, on_chunk: ChunkListener | None = None) -> WriteOutcome:
@@ -198,8 +199,8 @@ class ChunkWriter:
         now = self.clock.now()
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # sellers, properties and record logs in one statement
-                return bulk.write_chunk(conn, chunk, now, self.sync_id)
-            written = self.sellers.apply_chunk(conn, chunk, now)
+                return bulk.write_chunk(conn, chunk, now, self.sync_id, self.owned_attributes)
+            written = self.sellers.apply_chunk(conn, chunk, now, self.owned_attributes)
             self.audit.log_records(conn, self.sync_id, chunk_record_logs(chunk, written), now)
         return written
 
