@@ -212,10 +212,16 @@ def test_unknown_columns_are_ignored_and_reported(
     check = evaluation(result, HEADER_CHECK)
     assert check.passed
     assert metadata(check)["unknown_columns"] == extra
+    # Not dropped silently: the non-blocking sheet_columns_mapped check fails naming both, in sheet order.
+    columns = evaluation(result, "sheet_columns_mapped")
+    assert not columns.passed and columns.severity == dg.AssetCheckSeverity.WARN
+    assert metadata(columns)["unmapped_columns"] == extra
+    assert all(h in (columns.description or "") for h in extra)
     assert materialised(result) == {"seller_sheet", "sellers_table", "seller_gap_resync", "sync_health"}
     db = open_database(sqlite_url)
     assert len(table_contents(db)["sellers"]) == len(GOOD_ROWS)
     assert audit_row(db, result.run_id)["status"] == "succeeded"
+    assert audit_row(db, result.run_id)["unmapped_columns"] == extra
 
 
 # --- sheet_rows_valid ---------------------------------------------------------------------------------------------

@@ -117,14 +117,15 @@ def attributes_hash_suffix(
         label = SEPARATOR + ATTRIBUTE_LABEL.format(name=name)
         parts.append(sa.func.coalesce(sa.literal(label).concat(member), ""))
     if keep_unmapped:
-        label = SEPARATOR + UNMAPPED_LABEL.format(header="")
+        label = SEPARATOR + UNMAPPED_LABEL.removesuffix("{header}:")  # then the header, ':' and the text
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import aggregate_order_by
 
             each = sa.func.jsonb_each_text(attributes.op("->")(sa.literal(UNMAPPED))).table_valued("key", "value")
             text = sa.literal(label).concat(each.c.key).concat(":").concat(each.c.value)
-            ordered = aggregate_order_by(text, sa.collate(each.c.key, "C"))  # code-point order, as Python sorts
-            kept = sa.select(sa.func.string_agg(ordered, sa.literal(""))).scalar_subquery()
+            # string_agg(part, '' ORDER BY key COLLATE "C"): code-point order, as Python sorts the headers
+            ordered = aggregate_order_by(sa.literal(""), sa.collate(each.c.key, "C"))
+            kept = sa.select(sa.func.string_agg(text, ordered)).scalar_subquery()
         else:
             each = sa.func.json_each(attributes, sa.literal(f"$.{UNMAPPED}")).table_valued("key", "value")
             text = sa.literal(label).concat(each.c.key).concat(":").concat(each.c.value).label("part")
