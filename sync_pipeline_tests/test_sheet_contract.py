@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sync_pipeline.adapters.sheets.file import FileSheetSource
 from sync_pipeline.adapters.store.tables import sellers, sync_audit_logs, sync_error_logs
-from sync_pipeline.domain.audit import RecordAction, SyncStatus
+from sync_pipeline.domain.audit import AuditQuery, RecordAction, SyncStatus
 from sync_pipeline.domain.clock import FixedClock
 from sync_pipeline.domain.contract import (
     ContractError,
@@ -41,12 +43,13 @@ from sync_pipeline.domain.sheet import RawSheet
 from sync_pipeline.services.contracts import read_contract
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.environment import DEFAULT_SHEET_SOURCE
+from sync_pipeline.services.report import audit_rows
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline.services.snapshot import read_snapshot
 from sync_pipeline.services.sources import ContractedSource
 from sync_pipeline.services.verify import verify_snapshot
 from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
-from sync_pipeline_tests.support.db import record_logs
+from sync_pipeline_tests.support.db import record_logs, reset_database
 from sync_pipeline_tests.support.sheets import HEADER, MemorySheetSource, seller_row
 
 START = dt.datetime(2026, 1, 10, 0, 0, tzinfo=dt.UTC)
@@ -279,6 +282,15 @@ def test_contract_fields_are_stored_as_typed_attributes_and_a_second_sync_writes
         actions = {(r["seller_number"], r["action"]) for r in record_logs(conn, third.summary.sync_id)}
     assert {a for a in actions if a[1] != RecordAction.REJECTED.value} == {("TK00002", RecordAction.UPDATED.value)}
     assert stored(db)["TK00002"]["staff"] == "田中"
+    # The record log and `audit --seller` say what the seller was written with, attributes included.
+    [audit] = [r for r in audit_rows(db, AuditQuery(seller_number="TK00002")) if r["sync_id"] == third.summary.sync_id]
+    assert audit["records"] == [
+        {
+            "action": RecordAction.UPDATED.value,
+            "sheet_row": 3,
+            "detail": {"attributes": {"staff": "田中", "land_area": 1234.25, "exclusive": False, "rank": "B"}},
+        }
+    ]
 
 
 def test_a_changed_attribute_in_the_database_is_stale(db: Database, office_contract: Path) -> None:
@@ -370,3 +382,35 @@ def test_the_sample_with_two_new_columns_names_both_on_every_face(tmp_path: Path
     assert checked.returncode == 2 and "kind 'choise' is unknown" in checked.stderr and "line 2" in checked.stderr
     refused = run_cli([*base, "--contract", str(broken), "--json"])
     assert refused.returncode == 1 and "choise" in json.dumps(parse_json_stdout(refused), ensure_ascii=False)
+
+
+# --- what a kind rejects never reaches the database (Hypothesis, through a real database) ---------------------
+
+KIND_CELLS = st.one_of(
+    st.sampled_from(["○", "×", "はい", "無", "TRUE", "0", "maybe", "A", "ｂ", "Z", "８５．５", "1,234.25", "1,23", ""]),
+    st.text(alphabet="0123456789,.-○×ABCabc", max_size=6),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(st.lists(st.tuples(KIND_CELLS, KIND_CELLS, KIND_CELLS), min_size=1, max_size=6))
+def test_property_contract_kinds_store_what_they_accept_and_never_what_they_reject(
+    engine: sa.Engine, office_contract: Path, cells: list[tuple[str, str, str]]
+) -> None:
+    reset_database(engine)
+    db = Database(engine=engine, clock=FixedClock(START))
+    set_setting(db, min_sheet_ratio="0")
+    header = [*HEADER, "土地面積", "専任", "ランク"]
+    rows = [header, *[[*seller_row(f"TK{i:05d}"), *row] for i, row in enumerate(cells, start=1)]]
+    contract = read_contract(office_contract)
+    expected = ingest_sheet(RawSheet("t", rows), IngestRules.from_settings(Settings(), contract=contract))
+    result = sync(db, rows, office_contract)
+    rejected = {r.seller_number for r in expected.rejections}
+    in_db = stored(db)
+    assert rejected.isdisjoint(in_db)  # a rejected row never reaches the database
+    assert set(in_db) == set(expected.valid["seller_number"])
+    for key, text in zip(expected.valid["seller_number"], expected.valid["attributes"], strict=True):
+        assert in_db[key] == (json.loads(text) if isinstance(text, str) else None)  # stored as parsed
+    assert result.verification.clean

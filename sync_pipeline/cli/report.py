@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from typing import Any
 
@@ -159,14 +160,17 @@ def audit(
     db = _open(database_url)
     with shown_in(db):
         rows = audit_rows(db, query)
-    human = (
-        "\n".join(
+    lines: list[str] = []
+    for r in rows:
+        lines.append(
             f"{r['started_at']}  {r['status']:<9} {r['kind']:<9} +{r['inserted'] or 0} ~{r['updated'] or 0} "
             f"rejected {r['rejected'] or 0}  {r['sync_id']}"
-            for r in rows
         )
-        or "no matching syncs"
-    )
+        for record in r.get("records", []):  # --seller: what happened to that seller, with its attributes
+            attributes = (record["detail"] or {}).get("attributes")
+            shown = f"  attributes {json.dumps(attributes, ensure_ascii=False)}" if attributes else ""
+            lines.append(f"    {seller} {record['action']} (sheet row {record['sheet_row']}){shown}")
+    human = "\n".join(lines) or "no matching syncs"
     _emit(rows, as_json, human)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,19 +127,27 @@ def chunk_record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]
     # Column by column, not chunk.to_dict("records"): a whole row as a dict is needed for sheet-wins conflicts only,
     # and building one per row cost more than writing the chunk.
     columns = (chunk["seller_number"], chunk["action"], chunk["sheet_row"], chunk["expected_version"])
+    attributes = chunk["attributes"].tolist() if "attributes" in chunk.columns else [None] * len(chunk)
     for position, (key, action, row, expected) in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
         sheet_row = int(row)
         if key not in written:
             detail = {"reason": CONFLICT_UNDERNEATH_REASON, "expected_version": expected}
             logs.append(RecordLog(key, RecordAction.CONFLICT, sheet_row, detail))
         elif action == Action.INSERT:
-            logs.append(RecordLog(key, RecordAction.INSERTED, sheet_row))
+            logs.append(RecordLog(key, RecordAction.INSERTED, sheet_row, attributes_detail(attributes[position])))
         elif action == Action.CONFLICT_SHEET_WINS:
             whole = chunk.iloc[position].to_dict()
             logs.append(RecordLog(key, RecordAction.CONFLICT, sheet_row, conflict_detail(whole, frozenset())))
         else:
-            logs.append(RecordLog(key, RecordAction.UPDATED, sheet_row))
+            logs.append(RecordLog(key, RecordAction.UPDATED, sheet_row, attributes_detail(attributes[position])))
     return logs
+
+
+def attributes_detail(attributes: object) -> dict[str, Any]:
+    """A written record's log detail: the contract attributes it was written with (`{}` when it has none)."""
+    if not isinstance(attributes, str):
+        return {}
+    return {"attributes": json.loads(attributes)}
 
 
 def conflict_detail(row: Mapping[Any, Any], lost: frozenset[str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.lock import current_holder
-from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs
+from sync_pipeline.adapters.store.tables import sync_audit_logs, sync_error_logs, sync_record_logs
 from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.progress import progress_view
 from sync_pipeline.domain.recovery import RECOVERY_RULE_PREFIX, is_recovery_rule
@@ -174,9 +174,32 @@ def _phase_before_progress(row: Mapping[str, Any]) -> str:
 
 
 def audit_rows(db: Database, query: AuditQuery) -> list[dict[str, Any]]:
+    """The matching syncs; filtered by a seller, each with that seller's record logs in it (`records`: action, sheet
+    row and detail, which holds the contract attributes it was written with)."""
     with db.engine.connect() as conn:
         rows = db.audit.query(conn, query)
-    return audit_rows_from(rows)
+        found = audit_rows_from(rows)
+        if query.seller_number is not None and found:
+            logs = conn.execute(
+                sa.select(
+                    sync_record_logs.c.sync_id,
+                    sync_record_logs.c.action,
+                    sync_record_logs.c.sheet_row,
+                    sync_record_logs.c.detail,
+                )
+                .where(
+                    sync_record_logs.c.seller_number == query.seller_number,
+                    sync_record_logs.c.sync_id.in_([r["sync_id"] for r in found]),
+                )
+                .order_by(sync_record_logs.c.id)
+            ).all()
+            by_sync: dict[str, list[dict[str, Any]]] = {}
+            for log in logs:
+                entry = {"action": log.action, "sheet_row": log.sheet_row, "detail": log.detail or {}}
+                by_sync.setdefault(log.sync_id, []).append(entry)
+            for r in found:
+                r["records"] = by_sync.get(r["sync_id"], [])
+    return found
 
 
 def audit_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
@@ -125,7 +126,9 @@ WITH inserted AS (
         s.sheet_row,
         CASE WHEN w.seller_number IS NULL
              THEN json_build_object('reason', %(reason)s::text, 'expected_version', s.expected_version)
-             ELSE s.sheet_wins_detail::json END,
+             WHEN s.sheet_wins_detail IS NOT NULL THEN s.sheet_wins_detail::json
+             WHEN s.attributes IS NOT NULL THEN json_build_object('attributes', s.attributes)
+             END,
         %(now)s
     FROM {BULK_STAGE} s LEFT JOIN written w USING (seller_number)
     ORDER BY s.sheet_row
@@ -240,6 +243,12 @@ def _copy_new_sellers(conn: sa.Connection, fresh: pd.DataFrame, now: dt.datetime
         "sheet_row": rows,
         "created_at": stamp,
     }
+    attributes = stage_arrow(fresh["attributes"], "attributes")
+    if attributes.null_count < count:  # the contract attributes each seller was written with (audit --seller)
+        wrapped = pc.binary_join_element_wise(
+            pa.scalar('{"attributes": ', pa.large_string()), attributes, pa.scalar("}", pa.large_string()), ""
+        )
+        log_columns["detail"] = wrapped
     for table, columns in ((SELLERS, seller_columns), (PROPERTIES, property_columns), (RECORD_LOGS, log_columns)):
         _copy(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", _csv(columns))
     return set(fresh["seller_number"].tolist())
