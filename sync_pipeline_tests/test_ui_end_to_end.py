@@ -11,34 +11,30 @@ Does not touch Google, e-mail or the project's own DAGSTER_HOME.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.adapters.store.tables import sync_audit_logs
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.settings import update_settings
 from sync_pipeline_tests.support import tamper
 from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
+from sync_pipeline_tests.support.db import created_database
+from sync_pipeline_tests.support.processes import fail_if_exited, free_port, start, stop, wait_for
 from sync_pipeline_tests.support.sample_sheet import write_csv
 from sync_pipeline_tests.support.sheets import HEADER, seller_row
 
@@ -56,9 +52,6 @@ STARTUP_SECONDS = 240  # 2 shared cores: importing Dagster in the webserver, dae
 RUN_SECONDS = 600
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 KEYS = [f"UE{n:05d}" for n in range(1, SELLERS + 1)]
-PR_SET_PDEATHSIG = 1  # Linux prctl option: signal this process when its parent dies
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -71,50 +64,11 @@ class Ui:
     home: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the test process dies, even killed before its teardown runs."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and everything it started (its process group: code servers, run workers)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):  # stragglers of the group, even when the leader exited
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def fresh_postgres_url(postgres_template: tuple[str, str]) -> Iterator[str]:
     server_url, template = postgres_template
-    name = f"spt_{uuid.uuid4().hex[:12]}_ui"
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with created_database(server_url, "ui", template) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +83,7 @@ def ui(fresh_postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     # Small chunks so that the write has many boundaries; the daemon's schedule is paused so that it starts nothing
     # of its own while the tests count runs (its ticks are skipped, saying so).
     update_settings(db, {"chunk_size": CHUNK_SIZE, "sync_paused": True}, changed_by="test_ui_end_to_end")
-    port = _free_port()
+    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "DAGSTER_", "GOOGLE_"))}
     env = {
         **clean,
@@ -141,50 +95,36 @@ def ui(fresh_postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
     }
     workspace = str(REPO_ROOT / "workspace.yaml")
-    logs = {name: open(base / f"{name}.log", "wb") for name in ("webserver", "daemon")}  # noqa: SIM115
+    logs = [base / "webserver.log", base / "daemon.log"]
     processes = [
-        subprocess.Popen(
+        start(
             [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
             cwd=REPO_ROOT,
             env=env,
-            stdout=logs["webserver"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, stopped as a whole in teardown
-            preexec_fn=_die_with_parent,
+            log=logs[0],
         ),
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", workspace],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=logs["daemon"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        ),
+        start([str(BIN / "dagster-daemon"), "run", "-w", workspace], cwd=REPO_ROOT, env=env, log=logs[1]),
     ]
     # `timeout` stops pytest with SIGTERM: turn it into KeyboardInterrupt so that this teardown still runs.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        client = _wait("the webserver", lambda: _client_when_loaded(port, processes, base), STARTUP_SECONDS, 1.0)
+        client = wait_for("the webserver", lambda: _client_when_loaded(port, processes, logs), STARTUP_SECONDS, 1.0)
         yield Ui(client, db, fresh_postgres_url, large, small, home)
     finally:
         signal.signal(signal.SIGTERM, previous)
         for process in processes:
-            _stop(process)
-        for log in logs.values():
-            log.close()
+            stop(process)
         db.engine.dispose()
 
 
 LOCATIONS_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
-def _client_when_loaded(port: int, processes: list[subprocess.Popen[bytes]], base: Path) -> DagsterGraphQLClient | None:
+def _client_when_loaded(
+    port: int, processes: list[subprocess.Popen[bytes]], logs: list[Path]
+) -> DagsterGraphQLClient | None:
     """A client once the webserver answers and has loaded the code location; fails fast when a process died."""
-    for process in processes:
-        if process.poll() is not None:
-            logs = "\n".join((base / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("webserver", "daemon"))
-            raise AssertionError(f"{process.args[0]} exited with {process.returncode}:\n{logs}")
+    fail_if_exited(processes, logs)
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
         data=json.dumps({"query": LOCATIONS_QUERY}).encode(),
@@ -205,7 +145,9 @@ def _status(ui: Ui, run_id: str) -> DagsterRunStatus:
 
 
 def _finished(ui: Ui, run_id: str) -> DagsterRunStatus:
-    return _wait(f"run {run_id} to finish", lambda: s if (s := _status(ui, run_id)) in FINISHED else None, RUN_SECONDS)
+    return wait_for(
+        f"run {run_id} to finish", lambda: s if (s := _status(ui, run_id)) in FINISHED else None, RUN_SECONDS
+    )
 
 
 def _launch(ui: Ui, job: str, run_config: dict[str, Any] | None = None) -> str:
@@ -246,18 +188,18 @@ def test_launch_two_syncs_the_second_waits_queued_cancel_the_first_mid_write_and
         assert status not in FINISHED, f"the first run ended {status.value} before it could be watched"
         return status == DagsterRunStatus.STARTED
 
-    _wait("the first run to start", started, RUN_SECONDS)
+    wait_for("the first run to start", started, RUN_SECONDS)
 
     def mid_write() -> dict[str, Any] | None:
         row = _audit(ui, first)
         progress = (row or {}).get("progress") or {}
         return progress if progress.get("phase") == "update" and 0 < progress["done"] < progress["total"] else None
 
-    progress = _wait("the first sync to be writing", mid_write, RUN_SECONDS, 0.05)
+    progress = wait_for("the first sync to be writing", mid_write, RUN_SECONDS, 0.05)
     assert _status(ui, second) == DagsterRunStatus.QUEUED  # the pool seller_sync admits one run at a time
     ui.client.terminate_run(first)
     assert _finished(ui, first) == DagsterRunStatus.CANCELED
-    cancelled = _wait(
+    cancelled = wait_for(
         "the first sync's audit row to close", lambda: (r := _audit(ui, first)) and r["finished_at"] and r, 60
     )
     assert cancelled["status"] == "cancelled"

@@ -3,16 +3,34 @@ record logs, and every stored seller with its content hash."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.adapters.store.sellers import content_hash_expression
 from sync_pipeline.adapters.store.tables import metadata, properties, sellers, sync_record_logs
 from sync_pipeline.domain.diff import STATE_COLUMNS
 from sync_pipeline.services.database import Database
+
+
+@contextlib.contextmanager
+def created_database(server_url: str, suffix: str, template: str | None = None) -> Iterator[str]:
+    """A uniquely named Postgres database (a copy of `template`, else empty) for the block; dropped after it."""
+    name = f"spt_{uuid.uuid4().hex[:12]}_{suffix}"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def reset_database(engine: sa.Engine) -> None:
