@@ -9,11 +9,16 @@ them), six stages, each in its own child process so that one stage's memory neve
     d  a sync after 1 % of the rows changed in the sheet (must write exactly those)
     e  a full sync into an empty SQLite database
     f  a whole `sync-pipeline sync` process (Dagster in-process, SQLite) on 1,000 rows
+    g  a full sync into an empty Postgres database of the same sheet with ten extra columns, under a contract that
+       names them (benchmarks/ten_extra_fields.yaml: every contract kind, stored in sellers.attributes)
+    h  that sync again with nothing changed (must write 0 rows)
 
+`--contract PATH` runs stages b–e under that sheet contract (default: none, the built-in fields).
 It prints seconds, rows/s, rows written, peak resident memory of the stage's process, the sync's own phases and the
 ratio of b, c, d to a. The generated CSVs are kept under benchmarks/.data/ (git-ignored) for the next run.
 
-    uv run python benchmarks/sync_bench.py [--rows 100000] [--only a,b,c,d,e,f] [--server POSTGRES_URL]
+    uv run python benchmarks/sync_bench.py [--rows 100000] [--only a,b,c,d,e,f,g,h] [--server POSTGRES_URL]
+                                           [--contract PATH]
 """
 
 from __future__ import annotations
@@ -38,7 +43,20 @@ sys.path.insert(0, str(ROOT))  # the seller generator lives with the tests
 
 DATA_DIR = ROOT / "benchmarks" / ".data"
 DEFAULT_SERVER = os.environ.get("SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-STAGES = ("a", "b", "c", "d", "e", "f")
+STAGES = ("a", "b", "c", "d", "e", "f", "g", "h")
+EXTRA_CONTRACT = ROOT / "benchmarks" / "ten_extra_fields.yaml"
+EXTRA_HEADERS = (
+    "担当者",
+    "次回連絡日",
+    "土地面積",
+    "建物面積",
+    "階数",
+    "専任",
+    "ローン残債",
+    "ランク",
+    "反響経路",
+    "訪問日",
+)
 STAGE_TITLES = {
     "a": "COPY into a bare table (reference)",
     "b": "full sync, empty Postgres",
@@ -46,6 +64,8 @@ STAGE_TITLES = {
     "d": "sync after 1% of rows changed",
     "e": "full sync, empty SQLite",
     "f": "`sync-pipeline sync` process, 1,000 rows",
+    "g": "full sync, 10 extra fields, empty Postgres",
+    "h": "same sync again (10 extra fields)",
 }
 PROCESS_ROWS = 1_000  # stage f: start-up cost dominates; the issue's target is under 5 s for the whole process
 CHANGED_EVERY = 100  # stage d: every 100th seller changes (1 %)
@@ -95,6 +115,41 @@ def change_rows(rows: list[list[str]]) -> tuple[list[list[str]], int]:
         )
         count += 1
     return changed, count
+
+
+def extra_cells(rng: random.Random) -> list[str]:
+    """The ten extra columns of one seller, written as offices write them (full-width digits, eras, ○/×)."""
+    day = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(365))
+    return [
+        rng.choice(["佐藤", "鈴木", "高橋", "田中", ""]),
+        rng.choice([f"{day:%Y/%m/%d}", f"令和7年{day.month}月{day.day}日", ""]),
+        rng.choice([f"{rng.uniform(50, 400):.1f}", "８５．５", f"{rng.randrange(1000, 9999):,}.25"]),
+        f"{rng.uniform(40, 250):.2f}",
+        str(rng.randrange(1, 5)),
+        rng.choice(["○", "×", "はい", "いいえ", ""]),
+        rng.choice(["有", "無", "TRUE", "FALSE"]),
+        rng.choice(["A", "B", "C", "Ａ", "b"]),
+        rng.choice(["Web", "電話", "紹介", "チラシ"]),
+        rng.choice([f"{day:%Y-%m-%d}", ""]),
+    ]
+
+
+def with_extra_columns(base: Path, seed: int) -> Path:
+    """The base CSV with the ten extra columns appended (generated once, then reused)."""
+    import csv
+
+    from sync_pipeline_tests.support.sample_sheet import write_csv
+
+    path = base.with_name(base.stem + "_extra.csv")
+    if not path.exists():
+        rng = random.Random(f"extra-{seed}")
+        with base.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+        blank = [""] * len(EXTRA_HEADERS)
+        out = [[*rows[0], *EXTRA_HEADERS]]
+        out += [[*r, *(extra_cells(rng) if any(c.strip() for c in r) else blank)] for r in rows[1:]]
+        write_csv(path, out)
+    return path
 
 
 def sheets(n: int, seed: int) -> tuple[Path, Path, int]:
@@ -151,14 +206,16 @@ def stage_copy(url: str, csv_path: Path) -> dict[str, Any]:
     return {"seconds": seconds, "written": int(written), "rows": int(written)}
 
 
-def stage_sync(url: str, csv_path: Path) -> dict[str, Any]:
+def stage_sync(url: str, csv_path: Path, contract: str | None = None) -> dict[str, Any]:
     from sync_pipeline.adapters.sheets.file import FileSheetSource
     from sync_pipeline.services.database import open_database
+    from sync_pipeline.services.sources import ContractedSource
 
     db = open_database(url)  # migrates an empty database first: not part of the measured sync
     db.settings()  # first-start defaults written, as on any database that has synced before
+    source = FileSheetSource(csv_path)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    summary = run_sync(db, FileSheetSource(csv_path))
+    summary = run_sync(db, ContractedSource(source, contract) if contract else source)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     c = summary.counts
     return {
@@ -173,13 +230,13 @@ def stage_sync(url: str, csv_path: Path) -> dict[str, Any]:
     }
 
 
-def run_stage(stage: str, url: str, csv_path: Path, seed: int) -> None:
+def run_stage(stage: str, url: str, csv_path: Path, seed: int, contract: str | None) -> None:
     if stage == "a":
         result = stage_copy(url, csv_path)
     elif stage == "f":
         result = stage_process(seed)
     else:
-        result = stage_sync(url, csv_path)
+        result = stage_sync(url, csv_path, contract)
     # Stage f's work happens in its own child (the command); the others' in this process.
     who = resource.RUSAGE_CHILDREN if stage == "f" else resource.RUSAGE_SELF
     result["peak_rss_mib"] = resource.getrusage(who).ru_maxrss / 1024
@@ -216,8 +273,10 @@ def stage_process(seed: int) -> dict[str, Any]:
 # --- the parent: one child process per stage ----------------------------------------------------------------------
 
 
-def stage_in_child(stage: str, url: str, csv_path: Path, seed: int) -> dict[str, Any]:
+def stage_in_child(stage: str, url: str, csv_path: Path, seed: int, contract: str | None = None) -> dict[str, Any]:
     args = [sys.executable, __file__, "--stage", stage, "--url", url, "--csv", str(csv_path), "--seed", str(seed)]
+    if contract:
+        args += ["--contract", contract]
     t0 = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
@@ -263,7 +322,7 @@ def report(rows: int, results: dict[str, dict[str, Any]], expected_changed: int)
         if stage not in results:
             continue
         r = results[stage]
-        ratio = f"{r['seconds'] / reference:.1f}" if reference and stage in "bcd" else ""
+        ratio = f"{r['seconds'] / reference:.1f}" if reference and stage in "bcdgh" else ""
         rate = r["rows"] / r["seconds"] if r["seconds"] else 0.0
         cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else ""
         print(
@@ -281,6 +340,10 @@ def report(rows: int, results: dict[str, dict[str, Any]], expected_changed: int)
         checks.append(f"c wrote {results['c']['written']} rows (expected 0)")
     if "d" in results:
         checks.append(f"d wrote {results['d']['written']} rows (expected {expected_changed})")
+    if "h" in results:
+        checks.append(f"h wrote {results['h']['written']} rows (expected 0)")
+    if "b" in results and "g" in results:
+        checks.append(f"g/b (ten extra fields against none) {results['g']['seconds'] / results['b']['seconds']:.2f}")
     if checks:
         print("; ".join(checks))
 
@@ -295,9 +358,10 @@ def main() -> None:
     parser.add_argument("--stage", help=argparse.SUPPRESS)  # internal: run one stage in this (child) process
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
+    parser.add_argument("--contract", help="sheet contract file for stages b-e (default: the built-in fields)")
     args = parser.parse_args()
     if args.stage:
-        run_stage(args.stage, args.url, Path(args.csv), args.seed)
+        run_stage(args.stage, args.url, Path(args.csv), args.seed, args.contract)
         return
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -307,19 +371,24 @@ def main() -> None:
     base, changed, expected_changed = sheets(args.rows, args.seed)
     results: dict[str, dict[str, Any]] = {}
     name, url = create_database(args.server)
+    extra_name, extra_url = create_database(args.server)  # stages g and h: a database of their own
     try:
         for stage in STAGES:
             if stage not in only:
                 continue
             if stage == "e":
                 with tempfile.TemporaryDirectory(prefix="sync_bench_") as tmp:
-                    results[stage] = stage_in_child(stage, f"sqlite:///{tmp}/e.db", base, args.seed)
+                    results[stage] = stage_in_child(stage, f"sqlite:///{tmp}/e.db", base, args.seed, args.contract)
+            elif stage in "gh":
+                extra = with_extra_columns(base, args.seed)
+                results[stage] = stage_in_child(stage, extra_url, extra, args.seed, str(EXTRA_CONTRACT))
             else:
                 csv_path = changed if stage == "d" else base
-                results[stage] = stage_in_child(stage, url, csv_path, args.seed)
+                results[stage] = stage_in_child(stage, url, csv_path, args.seed, args.contract)
             print(f"{stage}: {results[stage]['seconds']:.2f} s", file=sys.stderr)
     finally:
         drop_database(args.server, name)
+        drop_database(args.server, extra_name)
     report(args.rows, results, expected_changed)
     if args.json:
         print(json.dumps({"rows": args.rows, "results": results}))

@@ -384,6 +384,19 @@ def test_the_sample_with_two_new_columns_names_both_on_every_face(tmp_path: Path
     assert refused.returncode == 1 and "choise" in json.dumps(parse_json_stdout(refused), ensure_ascii=False)
 
 
+def test_a_large_chunk_of_new_sellers_keeps_its_attributes(db: Database, office_contract: Path) -> None:
+    """1,200 new sellers: on Postgres they go in by COPY (bulk.COPY_INSERTS_FROM), attributes and record logs too."""
+    rows = [[*HEADER, *EXTRA_HEADERS]]
+    rows += [[*seller_row(f"TK{i:05d}"), f"担当{i % 7}", "", f"{i}.5", "○", "C"] for i in range(1, 1201)]
+    first = sync(db, rows, office_contract)
+    assert first.summary.counts.inserted == 1200 and first.verification.clean
+    assert stored(db)["TK01200"] == {"staff": "担当3", "land_area": 1200.5, "exclusive": True, "rank": "C"}
+    with db.engine.connect() as conn:
+        [log] = [r for r in record_logs(conn, first.summary.sync_id) if r["seller_number"] == "TK00007"]
+    assert log["detail"] == {"attributes": {"staff": "担当0", "land_area": 7.5, "exclusive": True, "rank": "C"}}
+    assert sync(db, rows, office_contract).summary.counts.unchanged == 1200
+
+
 # --- what a kind rejects never reaches the database (Hypothesis, through a real database) ---------------------
 
 KIND_CELLS = st.one_of(

@@ -246,7 +246,10 @@ def _copy_new_sellers(conn: sa.Connection, fresh: pd.DataFrame, now: dt.datetime
     attributes = stage_arrow(fresh["attributes"], "attributes")
     if attributes.null_count < count:  # the contract attributes each seller was written with (audit --seller)
         wrapped = pc.binary_join_element_wise(
-            pa.scalar('{"attributes": ', pa.large_string()), attributes, pa.scalar("}", pa.large_string()), ""
+            pa.scalar('{"attributes": ', pa.large_string()),
+            attributes,
+            pa.scalar("}", pa.large_string()),
+            pa.scalar("", pa.large_string()),
         )
         log_columns["detail"] = wrapped
     for table, columns in ((SELLERS, seller_columns), (PROPERTIES, property_columns), (RECORD_LOGS, log_columns)):
