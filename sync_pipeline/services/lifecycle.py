@@ -191,6 +191,8 @@ class SyncRun:
         self.progress("fetch", 0, 0)
         snapshot = read_snapshot(self.db, self.source, self.settings, on_retry=on_retry, progress=self.progress)
         phases = {"fetch": snapshot.fetch_seconds, "validate": snapshot.validate_seconds}
+        for note in snapshot.notes:  # columns synced nowhere, fields the contract dropped since the last sync
+            log.warning("sync %s: %s", self.sync_id, note)
         now = self.db.clock.now()
         with self.db.engine.begin() as conn:
             self.db.audit.update(
