@@ -25,12 +25,13 @@ from sync_pipeline.defs.alert_sensors import (
     consecutive_failures_sensor,
     missed_sync_sensor,
 )
-from sync_pipeline.defs.resources import SellerSheet, SyncDatabase
+from sync_pipeline.defs.resources import AlertWebhooks, SellerSheet, SyncDatabase
 from sync_pipeline.domain.alerts import AlertType
 from sync_pipeline.domain.audit import SyncKind, SyncStatus
 from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline_tests.support.smtp import MAIL_FROM, free_port, smtp_server
+from sync_pipeline_tests.support.webhooks import webhook_server
 
 
 @pytest.fixture
@@ -76,8 +77,9 @@ def on_failure(instance: dg.DagsterInstance, database_url: str, result: dg.Execu
         return consecutive_failures_sensor(context.for_run_failure())
 
 
-def tick(sensor: Any, instance: dg.DagsterInstance, database_url: str) -> Any:
-    with dg.build_sensor_context(instance=instance, resources={"database": SyncDatabase(url=database_url)}) as context:
+def tick(sensor: Any, instance: dg.DagsterInstance, database_url: str, webhooks: AlertWebhooks | None = None) -> Any:
+    resources = {"database": SyncDatabase(url=database_url), "webhooks": webhooks or AlertWebhooks()}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
         return sensor(context)
 
 
@@ -181,6 +183,18 @@ def test_alert_delivery_sensor_emails_the_outbox_once(
         assert isinstance(tick(alert_delivery_sensor, instance, database_url), dg.SkipReason)
     [received] = inbox.messages
     assert f"/runs/{runs[-1].run_id}" in received.body("plain")
+
+
+def test_alert_delivery_sensor_posts_the_outbox_to_chat_once(
+    instance: dg.DagsterInstance, database_url: str, tmp_path: Path, db: Database
+) -> None:
+    with webhook_server() as server:
+        webhooks = AlertWebhooks(slack_webhook_url=server.url("/slack"), alert_webhook_url=server.url("/hook"))
+        [failed_run(instance, database_url, tmp_path) for _ in range(3)]
+        assert len(consecutive(db)) == 1
+        assert tick(alert_delivery_sensor, instance, database_url, webhooks) is None  # delivered: no skip
+        assert isinstance(tick(alert_delivery_sensor, instance, database_url, webhooks), dg.SkipReason)
+    assert [p.path for p in server.posts] == ["/slack", "/hook"]
 
 
 def test_acknowledge_alerts_job_acknowledges_from_the_launchpad_config(

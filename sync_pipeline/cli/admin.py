@@ -67,25 +67,42 @@ def _settings_history(db: Database, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("action", type=click.Choice(["list", "ack", "check", "test-email"]), default="list")
+@click.argument("action", type=click.Choice(["list", "ack", "check", "test", "test-email"]), default="list")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged alerts.")
+@click.option(
+    "--channel",
+    type=click.Choice(["email", "slack", "teams", "webhook"]),
+    help="`test`: only this channel (default: every configured one).",
+)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--database-url")
 @click.option("--json", "as_json", is_flag=True)
 def alerts(
-    action: str, ids: tuple[int, ...], show_all: bool, limit: int, database_url: str | None, as_json: bool
+    action: str,
+    ids: tuple[int, ...],
+    show_all: bool,
+    channel: str | None,
+    limit: int,
+    database_url: str | None,
+    as_json: bool,
 ) -> None:
     """List alerts, most recent first (unacknowledged unless --all), or `ack ID…` to acknowledge them.
 
     `check` evaluates every alert rule once and sends the e-mail that is due (what the sensors do; for deployments
     without the Dagster daemon, e.g. from cron); exit 1 when due e-mail could not be sent. `test-email` sends a test
     message to email_recipients through the SYNC_SMTP_* server; exit 1 with the SMTP error when it fails.
+    `test [--channel email|slack|teams|webhook]` sends a test to one or every configured channel (Slack, Teams and
+    the plain webhook are on when SYNC_SLACK_WEBHOOK_URL, SYNC_TEAMS_WEBHOOK_URL, SYNC_ALERT_WEBHOOK_URL are set) and
+    prints each answer; exit 1 when one failed. Webhook URLs are shown as host/*** only.
     """
     from sync_pipeline.services.alerts import acknowledge, list_alerts
 
     db = _open(database_url)
-    if action in {"check", "test-email"}:
+    if action == "test" or (action == "test-email" and channel is None):
+        _alerts_test(db, "email" if action == "test-email" else channel, as_json)
+        return
+    if action == "check":
         _alerts_mail(db, action, as_json)
         return
     if action == "ack":
@@ -99,11 +116,14 @@ def alerts(
             f"acknowledged {done or 'none'}" + (f"; no unacknowledged alert with id {missing}" if missing else ""),
         )
         return
+    from sync_pipeline.adapters.store.deliveries import DeliveryStore
     from sync_pipeline.services.report import shown_in, shown_time
 
     found = list_alerts(db, limit=limit, unacknowledged_only=not show_all)
+    with db.engine.connect() as conn:
+        deliveries = DeliveryStore().for_alerts(conn, [a.id for a in found])
     with shown_in(db):
-        rows = [_alert_row(a, shown_time) for a in found]
+        rows = [_alert_row(a, shown_time, deliveries.get(a.id, [])) for a in found]
     human = (
         "\n".join(f"#{r['id']} {r['created_at']:.19} {r['severity']:<8} {r['type']:<16} {r['message']}" for r in rows)
         or "no alerts"
@@ -111,8 +131,10 @@ def alerts(
     _emit(rows, as_json, human)
 
 
-def _alert_row(a: Alert, shown: Callable[[object], str | None]) -> dict[str, Any]:
-    """One alert as `alerts list` prints it (times in the sheet_timezone setting)."""
+def _alert_row(
+    a: Alert, shown: Callable[[object], str | None], deliveries: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One alert as `alerts list` prints it (times in the sheet_timezone setting), with its deliveries per channel."""
     return {
         "id": a.id,
         "type": a.alert_type,
@@ -124,18 +146,35 @@ def _alert_row(a: Alert, shown: Callable[[object], str | None]) -> dict[str, Any
         "emailed_at": shown(a.emailed_at),
         "email_attempts": a.email_attempts,
         "detail": dict(a.detail),
+        "deliveries": [
+            {k: shown(v) if k in {"delivered_at", "next_attempt_at", "failed_at"} else v for k, v in d.items()}
+            for d in deliveries or []
+        ],
     }
 
 
-def _alerts_mail(db: Database, action: str, as_json: bool) -> None:
-    if action == "test-email":
-        from sync_pipeline.services.alert_delivery import send_test_email
+def _alerts_test(db: Database, channel: str | None, as_json: bool) -> None:
+    """`alerts test`: a test message to each configured channel (or the one named), and each answer."""
+    from sync_pipeline.domain.alert_chat import CHAT_CHANNELS, Channel
+    from sync_pipeline.services.alert_delivery import send_test_email
+    from sync_pipeline.services.chat_delivery import Webhooks, send_test
 
-        sent = send_test_email(db)
-        _emit(sent.as_dict(), as_json, sent.message if sent.ok else f"error: {sent.message}")
-        if not sent.ok:
-            sys.exit(EXIT_FAILED)
-        return
+    webhooks = Webhooks.from_env()
+    chosen = [Channel(channel)] if channel else [Channel.EMAIL, *(c for c in CHAT_CHANNELS if c in webhooks.urls)]
+    results: list[dict[str, Any]] = []
+    for c in chosen:
+        if c is Channel.EMAIL:
+            sent = send_test_email(db)
+            results.append({"channel": "email", "ok": sent.ok, "answer": sent.message})
+        else:
+            results.append(send_test(db, webhooks, c))
+    lines = [f"{r['channel']}: {'ok' if r['ok'] else 'FAILED'} — {r['answer']}" for r in results]
+    _emit(results if len(results) != 1 or channel is None else results[0], as_json, "\n".join(lines))
+    if not all(r["ok"] for r in results):
+        sys.exit(EXIT_FAILED)
+
+
+def _alerts_mail(db: Database, action: str, as_json: bool) -> None:
     from sync_pipeline.services.alert_check import check_alerts
 
     checked = check_alerts(db)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from sync_pipeline.defs.jobs import seller_sync_job
-from sync_pipeline.defs.resources import SyncDatabase
+from sync_pipeline.defs.resources import AlertWebhooks, SyncDatabase
 from sync_pipeline.domain.alert_rules import CONSECUTIVE_FAILURES_RULE
 from sync_pipeline.domain.alerts import Alert, Severity
 from sync_pipeline.services.alert_delivery import deliver_due
@@ -99,17 +99,20 @@ def missed_sync_sensor(context: dg.SensorEvaluationContext, database: SyncDataba
     name="alert_delivery_sensor",
     minimum_interval_seconds=DELIVERY_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="E-mails alerts from the outbox (sync_alerts rows not yet e-mailed) to email_recipients through the "
-    "SYNC_SMTP_* server: at most one e-mail per alert type per email_min_interval_minutes; an alert raised while the "
-    "mail server is down is sent when it is back.",
+    description="Delivers alerts from the outbox: e-mail to email_recipients through the SYNC_SMTP_* server (at most "
+    "one per alert type per email_min_interval_minutes) and to each configured chat channel — Slack, Teams, a plain "
+    "webhook (per channel and type, chat_min_interval_minutes). An alert raised while a channel is down is sent when "
+    "it is back; each alert reaches each channel at most once.",
 )
-def alert_delivery_sensor(context: dg.SensorEvaluationContext, database: SyncDatabase):
-    report = deliver_due(database.open())
+def alert_delivery_sensor(context: dg.SensorEvaluationContext, database: SyncDatabase, webhooks: AlertWebhooks):
+    report = deliver_due(database.open(), webhooks=webhooks.webhooks())
     for sent in report.sent:
         context.log.info(f"e-mailed {sent.alert_type} alert(s) {list(sent.alert_ids)}: {sent.subject}")
     if report.failed:
         context.log.warning(f"alert e-mail failed, will retry on the next tick: {report.failed['error']}")
-    if not report.sent:
+    for channel in report.chat:  # channels are named by host/*** only
+        (context.log.warning if channel.failed else context.log.info)(channel.summary())
+    if not report.sent and not any(c.sent for c in report.chat):
         return dg.SkipReason(report.summary() if report.pending else "no alert is owed an e-mail")
     return None
 

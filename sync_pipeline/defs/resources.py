@@ -98,6 +98,27 @@ class SellerSheet(dg.ConfigurableResource):
         return build_source(env, base_dir=Path.cwd())
 
 
+class AlertWebhooks(dg.ConfigurableResource):
+    """The chat channels for alerts, each on when its webhook URL is set: Slack ($SYNC_SLACK_WEBHOOK_URL), Teams
+    Workflows ($SYNC_TEAMS_WEBHOOK_URL) and a plain JSON webhook ($SYNC_ALERT_WEBHOOK_URL). The URLs are
+    credentials: the Resources tab shows the variable's name, never the value."""
+
+    slack_webhook_url: str | None = None
+    teams_webhook_url: str | None = None
+    alert_webhook_url: str | None = None
+
+    def webhooks(self) -> Any:
+        from sync_pipeline.domain.alert_chat import Channel
+        from sync_pipeline.services.chat_delivery import Webhooks
+
+        urls = {
+            Channel.SLACK: self.slack_webhook_url,
+            Channel.TEAMS: self.teams_webhook_url,
+            Channel.WEBHOOK: self.alert_webhook_url,
+        }
+        return Webhooks({c: u.strip() for c, u in urls.items() if u and u.strip()})
+
+
 def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The project's resources, each field an EnvVar where its variable is set."""
     google_credentials = env_var(SERVICE_ACCOUNT_FILE_ENV, environ) or env_var(
@@ -111,6 +132,11 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, An
             credentials_file=google_credentials,
             api_url=env_var(SHEETS_API_URL_ENV, environ),
             contract=env_var(CONTRACT_ENV, environ),
+        ),
+        "webhooks": AlertWebhooks(
+            slack_webhook_url=env_var("SYNC_SLACK_WEBHOOK_URL", environ),
+            teams_webhook_url=env_var("SYNC_TEAMS_WEBHOOK_URL", environ),
+            alert_webhook_url=env_var("SYNC_ALERT_WEBHOOK_URL", environ),
         ),
     }
 

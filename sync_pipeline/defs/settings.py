@@ -42,6 +42,7 @@ class UpdateSyncSettingsConfig(dg.Config):
     email_min_interval_minutes: Optional[int] = _doc("email_min_interval_minutes")  # noqa: UP045
     email_enabled: Optional[bool] = _doc("email_enabled")  # noqa: UP045
     email_recipients: Optional[list[str]] = _doc("email_recipients")  # noqa: UP045
+    chat_min_interval_minutes: Optional[int] = _doc("chat_min_interval_minutes")  # noqa: UP045
     ui_base_url: Optional[str] = _doc("ui_base_url")  # noqa: UP045
     retention_days: Optional[int] = _doc("retention_days")  # noqa: UP045
     unmapped_columns: Optional[str] = _doc("unmapped_columns")  # noqa: UP045

@@ -131,6 +131,11 @@ class Settings:
     email_recipients: tuple[str, ...] = _setting(
         (), "Comma-separated e-mail addresses that receive alerts; each is checked when set."
     )
+    chat_min_interval_minutes: int = _setting(
+        15,
+        "Minutes between two chat messages (Slack, Teams, webhook) about alerts of the same type, per channel; "
+        "alerts raised meanwhile go out together as one message. At least 0.",
+    )
     ui_base_url: str = _setting(
         DEFAULT_UI_BASE_URL, "The Dagster UI's address as the recipients reach it, for the run links in alert e-mails."
     )
@@ -290,6 +295,7 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "slow_sync_factor": _at_least(1),
     "slow_sync_min_samples": _at_least(1),
     "email_min_interval_minutes": _at_least(0),
+    "chat_min_interval_minutes": _at_least(0),
     "email_recipients": _addresses,
     "ui_base_url": _http_url,
     "unmapped_columns": lambda value: (

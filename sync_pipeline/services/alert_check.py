@@ -10,6 +10,7 @@ from typing import Any
 from sync_pipeline.adapters.mail import SmtpSettings
 from sync_pipeline.services.alert_delivery import DeliveryReport, deliver_due
 from sync_pipeline.services.alert_rules import ALL_RULES, AlertListener, RulesResult, evaluate_rules
+from sync_pipeline.services.chat_delivery import Webhooks
 from sync_pipeline.services.database import Database
 
 
@@ -31,7 +32,9 @@ def check_alerts(
     rules: Collection[str] = ALL_RULES,
     smtp: SmtpSettings | None = None,
     on_alert: AlertListener | None = None,
+    webhooks: Webhooks | None = None,
 ) -> AlertCheck:
-    """Evaluate `rules` once (idempotent) and deliver due e-mail; `smtp` defaults to the SYNC_SMTP_* environment."""
+    """Evaluate `rules` once (idempotent) and deliver what is due: e-mail (`smtp` defaults to the SYNC_SMTP_*
+    environment) and chat (`webhooks` to the SYNC_*_WEBHOOK_URL environment)."""
     evaluated = evaluate_rules(db, rules=rules, on_alert=on_alert)
-    return AlertCheck(rules=evaluated, delivery=deliver_due(db, smtp))
+    return AlertCheck(rules=evaluated, delivery=deliver_due(db, smtp, webhooks))

@@ -20,26 +20,30 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sync_pipeline.adapters import mail
 from sync_pipeline.adapters.store.alerts import AlertStore
+from sync_pipeline.adapters.store.deliveries import DeliveryStore
 from sync_pipeline.adapters.store.history import SyncHistory
 from sync_pipeline.domain.alert_mail import render_alerts, render_test
 from sync_pipeline.domain.alert_rules import utc_text
 from sync_pipeline.domain.alerts import Alert
 from sync_pipeline.services.alert_rules import hold_lease
+from sync_pipeline.services.chat_delivery import ChannelReport, Webhooks, deliver_chat_due
 from sync_pipeline.services.database import Database
 
 log = logging.getLogger(__name__)
 
 DELIVERY_LOCK = "alert_delivery"
+CHAT_DELIVERY_LOCK = "alert_chat_delivery"  # chat apart: a slow SMTP server never holds Slack back
 # Longer than a few SMTP exchanges at mail.SMTP_TIMEOUT_SECONDS each, so a slow server does not let a second
 # deliverer in halfway; a dead holder blocks delivery for at most this long.
 DELIVERY_LOCK_LEASE_SECONDS = 300
 
 _alerts = AlertStore()
+_deliveries = DeliveryStore()
 _history = SyncHistory()
 
 
@@ -60,11 +64,13 @@ class DeliveryReport:
     failed: Mapping[str, Any] | None = None  # {alert_type?, alert_ids, error}: what could not be sent, and why
     pending: int = 0  # alerts owed an e-mail when the pass started
     note: str | None = None
+    chat: tuple[ChannelReport, ...] = ()  # the chat channels' passes (services.chat_delivery)
 
     @property
     def ok(self) -> bool:
-        """False when e-mail is on and something owed could not be sent (server down, set-up incomplete)."""
-        return self.failed is None
+        """False when e-mail is on and something owed could not be sent (server down, set-up incomplete), or a chat
+        channel failed to take what was due."""
+        return self.failed is None and not any(c.failed for c in self.chat)
 
     def summary(self) -> str:
         parts = [f"{self.pending} alert(s) owed an e-mail"]
@@ -76,7 +82,10 @@ class DeliveryReport:
             parts.append(f"{alert_type} alert(s) {t['alert_ids']} wait for the throttle until {t['until']} UTC")
         if self.failed:
             parts.append(f"sending failed, will retry: {self.failed['error']}")
-        return "; ".join(parts)
+        text = "; ".join(parts)
+        for channel in self.chat:
+            text += f". Chat: {channel.summary()}"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,11 +97,26 @@ class DeliveryReport:
             ],
             "throttled": {k: dict(v) for k, v in self.throttled.items()},
             "failed": dict(self.failed) if self.failed else None,
+            "chat": [c.as_dict() for c in self.chat],
         }
 
 
-def deliver_due(db: Database, smtp: mail.SmtpSettings | None = None) -> DeliveryReport:
-    """Send the e-mails the outbox owes now: one per alert type not throttled; mark them only once sent."""
+def deliver_due(
+    db: Database, smtp: mail.SmtpSettings | None = None, webhooks: Webhooks | None = None
+) -> DeliveryReport:
+    """Deliver what the outbox owes now: e-mail (one per alert type not throttled; marked only once sent), then each
+    configured chat channel (`services.chat_delivery`), under the delivery lease."""
+    report = _deliver_email_due(db, smtp)
+    webhooks = webhooks if webhooks is not None else Webhooks.from_env()
+    if not webhooks.urls:
+        return report
+    with hold_lease(db, CHAT_DELIVERY_LOCK, DELIVERY_LOCK_LEASE_SECONDS) as held:
+        if not held:
+            return report
+        return replace(report, chat=tuple(deliver_chat_due(db, webhooks)))
+
+
+def _deliver_email_due(db: Database, smtp: mail.SmtpSettings | None = None) -> DeliveryReport:
     with db.engine.connect() as conn:
         pending = len(_alerts.outbox(conn))
     settings = db.settings()
@@ -147,6 +171,7 @@ def _deliver(
             return DeliveryReport(tuple(sent), throttled, failed, pending=len(outbox))
         with db.engine.begin() as conn:
             _alerts.mark_emailed(conn, ids, now=now)
+            _deliveries.email_delivered(conn, ids, now)
         log.info("e-mailed %s alert(s) %s to %s", alert_type, list(ids), ", ".join(recipients))
         sent.append(Sent(alert_type, ids, content.subject, refused))
     return DeliveryReport(tuple(sent), throttled, None, pending=len(outbox))

@@ -209,6 +209,25 @@ sync_alerts = sa.Table(
     sa.Index(None, "alert_type", "created_at"),
 )
 
+# Delivery of an alert to one channel (email, slack, teams, webhook): the outbox of each channel is its alerts
+# without a row here, or with one that is neither delivered nor failed. `claimed_at` is written before a chat post
+# (services.chat_delivery): a claim left behind by a process that died during the post is never posted again.
+sync_alert_deliveries = sa.Table(
+    "sync_alert_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", Id, sa.ForeignKey("sync_alerts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("delivered_at", UtcDateTime()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", UtcDateTime()),
+    sa.Column("claimed_at", UtcDateTime()),
+    sa.Column("failed_at", UtcDateTime()),  # refused for good (a 4xx other than 429): never retried
+    sa.UniqueConstraint("alert_id", "channel"),
+    sa.Index(None, "channel", "delivered_at"),
+)
+
 # One row per sync (written when it closes): its phases, throughput and errors by category, for the health trends and
 # the slow-sync check. Columns rather than name/value rows: the dashboard reads a few columns of the last N syncs.
 PHASE_COLUMNS: tuple[str, ...] = ("fetch_s", "validate_s", "compare_s", "update_s", "verify_s", "resync_s")
