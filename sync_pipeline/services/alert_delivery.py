@@ -1,4 +1,6 @@
-"""Delivering alerts by e-mail (Requirement 3.5, Property 12) from the outbox: `sync_alerts` rows, `emailed_at` NULL.
+"""Delivering alerts by e-mail (Requirement 3.5, Property 12) from the outbox: the alerts without a delivered `email`
+row in `sync_alert_deliveries` (the same model as the chat channels; `sync_alerts.emailed_at` is kept as a copy
+for `alerts list`).
 
 - Stored first, sent from the store: an alert raised while the mail server is down stays in the outbox (its
   `email_attempts` counts the tries) and goes out on the first delivery after the server is back, exactly once:
@@ -45,6 +47,15 @@ DELIVERY_LOCK_LEASE_SECONDS = 300
 _alerts = AlertStore()
 _deliveries = DeliveryStore()
 _history = SyncHistory()
+
+
+EMAIL = "email"
+
+
+def _email_outbox(conn: Any, db: Database) -> list[Alert]:
+    """The alerts owed an e-mail: the e-mail channel's outbox in `sync_alert_deliveries` (as every channel's)."""
+    due, waiting = _deliveries.outbox(conn, EMAIL, db.clock.now())
+    return sorted([*due, *waiting], key=lambda a: (a.created_at, a.id))
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def deliver_due(
 
 def _deliver_email_due(db: Database, smtp: mail.SmtpSettings | None = None) -> DeliveryReport:
     with db.engine.connect() as conn:
-        pending = len(_alerts.outbox(conn))
+        pending = len(_email_outbox(conn, db))
     settings = db.settings()
     if not settings.email_enabled:
         return DeliveryReport(pending=pending, note="e-mail is off (settings set email_enabled=true to switch it on)")
@@ -141,11 +152,11 @@ def _deliver(
     db: Database, smtp: mail.SmtpSettings, recipients: tuple[str, ...], ui_base_url: str, interval_minutes: int
 ) -> DeliveryReport:
     with db.engine.connect() as conn:  # read again under the lease: another deliverer may have just sent some
-        outbox = _alerts.outbox(conn)
+        outbox = _email_outbox(conn, db)
         by_type: dict[str, list[Alert]] = {}
         for alert in outbox:
             by_type.setdefault(alert.alert_type, []).append(alert)
-        last_sent = {t: _alerts.last_emailed_at(conn, t) for t in by_type}
+        last_sent = {t: _deliveries.last_delivered_at(conn, EMAIL, t) for t in by_type}
         run_ids = _history.run_ids(conn, [a.sync_id for a in outbox if a.sync_id])
     interval = dt.timedelta(minutes=interval_minutes)
     sent: list[Sent] = []
@@ -165,6 +176,7 @@ def _deliver(
         except mail.MailError as exc:
             with db.engine.begin() as conn:
                 _alerts.count_failed_attempt(conn, ids)
+                _deliveries.email_failed(conn, ids, str(exc))
             log.warning("e-mail of %s alert(s) %s failed; they stay in the outbox: %s", alert_type, list(ids), exc)
             # The server is most likely down for every type: stop here rather than wait out a timeout per type.
             failed = {"alert_type": alert_type, "alert_ids": list(ids), "error": str(exc)}

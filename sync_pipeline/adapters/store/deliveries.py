@@ -95,8 +95,11 @@ class DeliveryStore:
         self._upsert(conn, ids, channel, claimed_at=None, last_error=error, failed_at=now)
 
     def email_delivered(self, conn: sa.Connection, ids: Sequence[int], now: dt.datetime) -> None:
-        """E-mail's own outbox stays `sync_alerts.emailed_at`; its deliveries are listed here too."""
-        self._upsert(conn, ids, "email", delivered_at=now, attempts_delta=1)
+        """E-mail is recorded after the server accepted it (at least once: SMTP has no way to ask what arrived)."""
+        self._upsert(conn, ids, "email", delivered_at=now, last_error=None, attempts_delta=1)
+
+    def email_failed(self, conn: sa.Connection, ids: Sequence[int], error: str) -> None:
+        self._upsert(conn, ids, "email", last_error=error, attempts_delta=1)
 
     def for_alerts(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         """Each alert's deliveries (channel, delivered_at, attempts, last_error, next_attempt_at, failed_at)."""
