@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,15 @@ def test_no_webhook_url_appears_on_any_face(tmp_path: Path, server: WebhookServe
     assert any("127.0.0.1/***" in text for text in texts)
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(sync_alert_deliveries)).scalar_one() >= 3
+
+
+def test_no_webhook_url_reaches_the_logs_even_at_debug(
+    db: Database, server: WebhookServer, hooks: Webhooks, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # urllib3 logs each request line at DEBUG, path (the secret) included
+    failed_syncs(db)
+    server.answer(PATHS[Channel.TEAMS], 404)
+    check_alerts(db, webhooks=hooks)
+    assert len(server.posts) >= 3 and "POST /*** HTTP/1.1" in caplog.text
+    for path in PATHS.values():
+        assert path.split("/")[-1] not in caplog.text
