@@ -39,7 +39,7 @@ def resync_sellers(
         config.seller_numbers,
         # A run the retry sensor launched says so in the audit log (its tags name the sellers it retries).
         trigger=context.run.tags.get("sync_pipeline/trigger", "seller_resync_job"),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         progress=progress_logger(context),
     )
     context.log_event(
