@@ -38,7 +38,7 @@ def insert_raced_seller(conn: sa.Connection) -> None:
 def record_actions(conn: sa.Connection, sync_id: str) -> dict[str, str]:
     """seller number -> the action its record log for `sync_id` says."""
     query = sa.text("SELECT seller_number, action FROM sync_record_logs WHERE sync_id = :s")
-    return dict(conn.execute(query, {"s": sync_id}).tuples().all())
+    return {key: action for key, action in conn.execute(query, {"s": sync_id})}
 
 
 def test_property_40_a_key_inserted_by_another_writer_during_the_fast_insert_is_kept_and_logged_as_a_conflict(

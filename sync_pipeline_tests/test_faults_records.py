@@ -11,6 +11,7 @@ moved FixedClock shows the retry is requested after `retry_delay_minutes`, not b
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,8 +74,8 @@ def test_property_31_a_refused_record_is_queued_and_the_sensors_retry_run_repair
     [failed] = [e for e in events if e["rule"] == "write_failed"]
     assert failed["seller_number"] == REFUSED and "refused by the test trigger" in failed["message"]
     queued = queue(db.engine)[REFUSED]
-    # Two failed writes: the sync's, then the automatic gap resync's (a retry of its own, counted).
-    assert queued["attempts"] == 2 and "refused by the test trigger" in queued["last_error"]
+    # One counted failure: the automatic gap resync's, right after the sync's, came before a retry was due.
+    assert queued["attempts"] == 1 and "refused by the test trigger" in queued["last_error"]
     assert queued["due_at"] == START + dt.timedelta(minutes=db.settings().retry_delay_minutes)
 
     # The cause is removed; the sensor asks for a retry run of exactly that seller, once.
@@ -164,3 +165,45 @@ def test_the_retry_is_requested_after_the_delay_and_the_alert_follows_the_last_a
     with db.engine.connect() as conn:
         logged = [e for e in db.audit.errors(conn, first.sync_id) if e["rule"] == "recovery:record_retry"]
     assert [e["seller_number"] for e in logged] == [REFUSED] and "retry 1 of 2" in logged[0]["message"]
+
+
+def test_a_record_refused_on_every_sync_of_a_one_minute_schedule_is_retried_only_when_due(db: Database) -> None:
+    """Every minute for 30 minutes a scheduled sync (with its automatic gap resync) fails on the refused record,
+    and half a minute later the retry sensor ticks: only the attempts made `retry_delay_minutes` apart count."""
+    clock = db.clock
+    assert isinstance(clock, FixedClock)
+    delay, limit = 5, 3
+    with db.engine.begin() as conn:
+        db.config.save(
+            conn,
+            {"sync_interval_minutes": "1", "retry_delay_minutes": str(delay), "retry_max_attempts": str(limit)},
+            now=START,
+        )
+    tamper.install_reject_trigger(db.engine, REFUSED)
+    counted_at: list[dt.datetime] = []  # when the queue's count of failed writes moved
+    alerts_at: dict[int, dt.datetime] = {}
+    for _minute in range(31):
+        minute_start = clock.now()
+        for face in ("schedule", "sensor"):
+            if face == "schedule":
+                sync_verify_repair(db, sheet(ROWS[1:]))
+            else:
+                request = retry_run_request(db, clock.now())
+                if isinstance(request, dg.RunRequest):
+                    keys = request.run_config["ops"]["resync_sellers"]["config"]["seller_numbers"]
+                    resync_from_source(db, sheet(ROWS[1:]), keys, trigger="failed_record_retry_sensor")
+            attempts = queue(db.engine)[REFUSED]["attempts"]
+            if attempts > len(counted_at):
+                counted_at.append(clock.now())
+            for alert in list_alerts(db, alert_type=AlertType.RETRY_EXHAUSTED):
+                alerts_at.setdefault(alert.id, clock.now())
+            clock.advance(seconds=30)
+        assert clock.now() == minute_start + dt.timedelta(minutes=1)
+
+    # The first failure and retry_max_attempts retries, each at least retry_delay_minutes after the one before.
+    assert len(counted_at) == 1 + limit
+    assert all(b - a >= dt.timedelta(minutes=delay) for a, b in itertools.pairwise(counted_at))
+    assert counted_at[-1] - counted_at[0] >= dt.timedelta(minutes=delay * limit)
+    # Exactly one retry_exhausted alert, raised by the last retry, not before.
+    assert list(alerts_at.values()) == [counted_at[-1]]
+    assert queue(db.engine)[REFUSED]["attempts"] == 1 + limit

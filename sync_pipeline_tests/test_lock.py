@@ -45,16 +45,16 @@ time.sleep(600)
 @pytest.fixture
 def holder_process(database_url: str) -> Iterator[subprocess.Popen[str]]:
     """A live process holding the sync lock as sync 'dead-sync' (killed by the test, or at the end)."""
-    child = subprocess.Popen(
+    with subprocess.Popen(  # the with closes the child's stdout pipe
         [sys.executable, "-c", HOLD_LOCK, database_url, "dead-sync"], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None
-    line = child.stdout.readline()  # blocks until the lock is held (or the child died)
-    assert line.strip() == "held", f"the child could not take the lock (exit {child.poll()})"
-    yield child
-    if child.poll() is None:
-        child.kill()
-    child.wait(timeout=30)
+    ) as child:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # blocks until the lock is held (or the child died)
+        assert line.strip() == "held", f"the child could not take the lock (exit {child.poll()})"
+        yield child
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
 
 
 def _acquire_within(lock: SyncLock, holder: str, seconds: float) -> tuple[bool, float]:

@@ -107,12 +107,12 @@ def seller_sync(
             return
         if SELLERS_TABLE not in selected:  # the resync alone: repair what the database lacks now
             result = repair_from_source(
-                db, source, trigger="seller_gap_resync", run_id=context.run_id, progress=progress
+                db, source, trigger="seller_gap_resync", run_id=context.run.run_id, progress=progress
             )
             yield resync_result(result)
             return
         kind, trigger = sync_kind(context)
-        with SyncRun(db, source, kind=kind, trigger=trigger, run_id=context.run_id, progress=progress) as run:
+        with SyncRun(db, source, kind=kind, trigger=trigger, run_id=context.run.run_id, progress=progress) as run:
             read = run.read()
             if SELLER_SHEET in selected:
                 yield sheet_result(read.snapshot, sync_id=run.sync_id, retries=read.retries)

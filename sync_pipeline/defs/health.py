@@ -17,6 +17,7 @@ from sync_pipeline.defs.resources import SyncDatabase
 from sync_pipeline.services.health import HealthFigures, health
 
 HEALTH_GROUP = "sync_health"
+SYNC_HEALTH = dg.AssetKey("sync_health")
 
 
 def _cell(value: object) -> str:

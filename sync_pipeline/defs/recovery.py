@@ -39,7 +39,7 @@ def resync_sellers(
         config.seller_numbers,
         # A run the retry sensor launched says so in the audit log (its tags name the sellers it retries).
         trigger=context.run.tags.get("sync_pipeline/trigger", "seller_resync_job"),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         progress=progress_logger(context),
     )
     context.log_event(
@@ -52,6 +52,7 @@ def resync_sellers(
     if result.verification is not None:  # the Checks tab shows the database as the resync left it
         for evaluation in check_evaluations(result.verification):
             context.log_event(evaluation)  # type: ignore[arg-type]  # accepted since 1.7; the hint lags
+    _refresh_sync_health(context, database)
     if not result.ok:
         problems = result.problems()
         more = len(problems) - PROBLEMS_SHOWN
@@ -60,6 +61,21 @@ def resync_sellers(
             metadata=resync_metadata(result),
         )
     return result.as_dict()
+
+
+def _refresh_sync_health(context: dg.OpExecutionContext, database: SyncDatabase) -> None:
+    """Record sync_health as the resync left the database: its gap count and open alerts follow every write."""
+    from sync_pipeline.defs.health import SYNC_HEALTH, health_metadata  # defs.health imports this module's job
+    from sync_pipeline.services.health import health
+
+    figures = health(database.open())
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=SYNC_HEALTH,
+            description="refreshed after seller_resync_job wrote sellers",
+            metadata=health_metadata(figures),
+        )
+    )
 
 
 @dg.job(

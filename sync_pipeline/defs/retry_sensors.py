@@ -64,8 +64,10 @@ def _run_key(due: Sequence[QueuedRecord]) -> str:
     return "retry-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+# job_name, not job=: Definitions rebuilds a sensor holding a job without its resources through
+# SensorDefinition.with_attributes, which passes `owners` and prints a BetaWarning on every load.
 @dg.sensor(
-    job=seller_resync_job,
+    job_name=seller_resync_job.name,
     minimum_interval_seconds=RETRY_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retries the sellers the database refused to write (a constraint, a trigger, a value): once their "

@@ -58,7 +58,7 @@ def update_sync_settings_op(
     if not given:
         raise dg.Failure(description="no setting given: add one or more, e.g. `sync_interval_minutes: 15`")
     try:
-        update = update_settings(database.open(), given, changed_by=f"update_sync_settings run {context.run_id}")
+        update = update_settings(database.open(), given, changed_by=f"update_sync_settings run {context.run.run_id}")
     except SettingsError as exc:
         raise dg.Failure(description=f"nothing was changed: {exc}") from None
     before, after = update.before.as_strings(), update.after.as_strings()

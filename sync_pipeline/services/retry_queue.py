@@ -1,7 +1,9 @@
 """Failed records retried (Requirement 7.4): a seller the database refused is queued, retried later, then alerted.
 
 - `queue_failures` — when the database refuses a record (a constraint, a trigger, a value), the sync queues it:
-  due again `retry_delay_minutes` later, its failed writes counted in `attempts` (the first failure included).
+  due again `retry_delay_minutes` later. `attempts` counts the first failure and each retry made while one was due
+  (domain/retries.py): a sync that fails on the record before then — the schedule, the automatic gap resync — is not
+  a retry.
 - `due_retries` — what `failed_record_retry_sensor` resyncs: due now and with retries left.
 - `record_outcome` — at the end of every sync: a queued seller that sync wrote leaves the queue, and one that is no
   longer a valid sheet row is dropped (nothing to retry it from).
@@ -19,7 +21,9 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.retry_queue import QueuedRecord, RetryQueueStore
 from sync_pipeline.domain.alerts import Alert, AlertType, Severity
+from sync_pipeline.domain.audit import ErrorLog
 from sync_pipeline.domain.recovery import RecoveryAction
+from sync_pipeline.domain.retries import FailedWrite, after_failed_write
 from sync_pipeline.services.alerts import raise_alert
 from sync_pipeline.services.database import Database
 from sync_pipeline.services.recovery import recovery_event
@@ -31,7 +35,8 @@ ALERT_SAMPLE = 20  # sellers quoted one by one in the alert message
 
 
 def queue_failures(db: Database, sync_id: str, failures: Mapping[str, str]) -> list[QueuedRecord]:
-    """Queue (or count again) each seller whose write failed, with the database's message; alert the exhausted ones.
+    """Queue each seller whose write failed, with the database's message, counting the failure when it was the first
+    or a retry made while one was due (domain/retries.py); alert the sellers whose last retry this was.
 
     Returns the queue rows as they are now. Sellers whose retries are used up by this failure get one critical
     `retry_exhausted` alert (per call) naming each with its last error.
@@ -40,37 +45,46 @@ def queue_failures(db: Database, sync_id: str, failures: Mapping[str, str]) -> l
         return []
     settings = db.settings()
     now = db.clock.now()
-    due_at = now + dt.timedelta(minutes=settings.retry_delay_minutes)
     limit = settings.retry_max_attempts
     with db.engine.begin() as conn:
-        rows = _store.record_failures(conn, failures, sync_id=sync_id, now=now, due_at=due_at)
-        events = []
-        exhausted: list[QueuedRecord] = []
-        for row in rows:
-            if row.attempts <= limit:
-                events.append(
-                    recovery_event(
-                        RecoveryAction.RECORD_RETRY,
-                        f"seller {row.seller_number} queued for retry {row.attempts} of {limit} at "
-                        f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC (failed write {row.attempts}: {row.last_error})",
-                        seller_number=row.seller_number,
-                    )
-                )
-            else:
-                events.append(
-                    recovery_event(
-                        RecoveryAction.RECORD_RETRY,
-                        f"seller {row.seller_number} failed on its last retry ({row.attempts} failed writes, "
-                        f"retry_max_attempts={limit}): {row.last_error}; no more automatic retries",
-                        seller_number=row.seller_number,
-                    )
-                )
-                if row.attempts == limit + 1:  # alerted once, when the last retry fails
-                    exhausted.append(row)
+        before = {r.seller_number: r.state for r in _store.get(conn, list(failures))}
+        outcomes = {
+            key: after_failed_write(
+                before.get(key), now, delay_minutes=settings.retry_delay_minutes, max_attempts=limit
+            )
+            for key in failures
+        }
+        rows = _store.save_failures(conn, failures, {k: o.state for k, o in outcomes.items()}, sync_id=sync_id, now=now)
+        events = [_failure_event(row, outcomes[row.seller_number], limit) for row in rows]
+        exhausted = [row for row in rows if outcomes[row.seller_number].exhausted_now]
         db.audit.log_errors(conn, sync_id, events, now)
         if exhausted:
             _alert_exhausted(conn, sync_id, exhausted, limit=limit, now=now)
     return rows
+
+
+def _failure_event(row: QueuedRecord, outcome: FailedWrite, limit: int) -> ErrorLog:
+    if outcome.exhausted_now:
+        text = (
+            f"seller {row.seller_number} failed on its last retry ({row.attempts} failed writes, "
+            f"retry_max_attempts={limit}): {row.last_error}; no more automatic retries"
+        )
+    elif outcome.counted:
+        text = (
+            f"seller {row.seller_number} queued for retry {row.attempts} of {limit} at "
+            f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC (failed write {row.attempts}: {row.last_error})"
+        )
+    elif row.state.is_exhausted(limit):
+        text = (
+            f"seller {row.seller_number} failed again ({row.last_error}); it is out of automatic retries "
+            f"(retry_max_attempts={limit}) and waits for a fix"
+        )
+    else:
+        text = (
+            f"seller {row.seller_number} failed again before its retry was due ({row.last_error}); not counted, "
+            f"retry {row.attempts} of {limit} stays due at {row.due_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    return recovery_event(RecoveryAction.RECORD_RETRY, text, seller_number=row.seller_number)
 
 
 def _alert_exhausted(

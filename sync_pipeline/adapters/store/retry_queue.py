@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from sync_pipeline.adapters.store.reads import among
 from sync_pipeline.adapters.store.tables import sync_retry_queue
-
-KEY_BATCH = 5000  # seller numbers per IN (...) query: well under SQLite's 32,766 bound parameters
+from sync_pipeline.domain.retries import RetryState
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class QueuedRecord:
     due_at: dt.datetime
     last_error: str | None
     created_at: dt.datetime
+
+    @property
+    def state(self) -> RetryState:
+        return RetryState(attempts=self.attempts, due_at=self.due_at)
 
 
 def _record(row: sa.RowMapping) -> QueuedRecord:
@@ -39,40 +43,32 @@ def _record(row: sa.RowMapping) -> QueuedRecord:
 class RetryQueueStore:
     """SQL for `sync_retry_queue`; every method takes the caller's connection (its transaction)."""
 
-    def record_failures(
+    def save_failures(
         self,
         conn: sa.Connection,
         failures: Mapping[str, str],
+        states: Mapping[str, RetryState],
         *,
         sync_id: str,
         now: dt.datetime,
-        due_at: dt.datetime,
     ) -> list[QueuedRecord]:
-        """Count one more failed write for each seller (queueing it when new); returns the rows as they are now."""
+        """Write each failed seller's state (`states`, from domain.retries) with its last error, queueing the new
+        ones; returns the rows as they are now."""
         if not failures:
             return []
         known = {r.seller_number for r in self.get(conn, list(failures))}
         for key, error in sorted(failures.items()):
-            values = {"sync_id": sync_id, "due_at": due_at, "last_error": error}
+            state = states[key]
+            values = {"sync_id": sync_id, "attempts": state.attempts, "due_at": state.due_at, "last_error": error}
             if key in known:
-                conn.execute(
-                    sync_retry_queue.update()
-                    .where(sync_retry_queue.c.seller_number == key)
-                    .values(attempts=sync_retry_queue.c.attempts + 1, **values)
-                )
+                conn.execute(sync_retry_queue.update().where(sync_retry_queue.c.seller_number == key).values(**values))
             else:
-                conn.execute(sync_retry_queue.insert().values(seller_number=key, attempts=1, created_at=now, **values))
+                conn.execute(sync_retry_queue.insert().values(seller_number=key, created_at=now, **values))
         return self.get(conn, list(failures))
 
     def get(self, conn: sa.Connection, keys: Collection[str]) -> list[QueuedRecord]:
-        found: list[QueuedRecord] = []
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), KEY_BATCH):
-            query = sa.select(sync_retry_queue).where(
-                sync_retry_queue.c.seller_number.in_(ordered[start : start + KEY_BATCH])
-            )
-            found.extend(_record(r) for r in conn.execute(query).mappings())
-        return sorted(found, key=lambda r: r.seller_number)
+        query = sa.select(sync_retry_queue).where(among(sync_retry_queue.c.seller_number, keys, conn.dialect.name))
+        return sorted((_record(r) for r in conn.execute(query).mappings()), key=lambda r: r.seller_number)
 
     def all(self, conn: sa.Connection) -> list[QueuedRecord]:
         query = sa.select(sync_retry_queue).order_by(sync_retry_queue.c.due_at, sync_retry_queue.c.seller_number)
@@ -88,10 +84,4 @@ class RetryQueueStore:
         return [_record(r) for r in conn.execute(query).mappings()]
 
     def remove(self, conn: sa.Connection, keys: Collection[str]) -> None:
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), KEY_BATCH):
-            conn.execute(
-                sync_retry_queue.delete().where(
-                    sync_retry_queue.c.seller_number.in_(ordered[start : start + KEY_BATCH])
-                )
-            )
+        conn.execute(sync_retry_queue.delete().where(among(sync_retry_queue.c.seller_number, keys, conn.dialect.name)))
