@@ -71,6 +71,8 @@ def kill_once_rows_land(database_url: str, engine: sa.Engine, csv: Path) -> tupl
         if child.poll() is None:
             child.kill()
             child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()  # the pipe of a killed child is ours to close (else a ResourceWarning, an error here)
     assert holder is not None
     return count_sellers(engine), holder.holder
 

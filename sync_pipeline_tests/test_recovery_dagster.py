@@ -166,7 +166,8 @@ def test_seller_resync_job_repairs_the_chosen_sellers(
     [row] = audit_rows(db, result.run_id)
     assert row["kind"] == "resync" and row["trigger"] == "seller_resync_job"
     materialisations = result.get_asset_materialization_events()
-    assert [m.asset_key.to_user_string() for m in materialisations] == ["sellers_table"]
+    # the tables it wrote, then the dashboard they feed (issue 22: a resync refreshes sync_health)
+    assert [m.asset_key.to_user_string() for m in materialisations] == ["sellers_table", "sync_health"]
     stale = checks(sync_job(instance, database_url, csv_path))[("sellers_table", "no_gaps")]
     assert stale.metadata["stale_found"].value == 1  # only the seller that was not chosen was still stale
 
