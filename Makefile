@@ -23,7 +23,7 @@ postgres:
 test: setup postgres
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen mypy
-	@$(UV) run --frozen dagster definitions validate -m sync_pipeline.definitions >/dev/null
+	@$(UV) run --frozen dg check defs >/dev/null  # Dagster 1.13: dg check defs (definitions validate is deprecated)
 	@$(UV) run --frozen pytest
 
 ui: setup

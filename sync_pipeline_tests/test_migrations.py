@@ -294,3 +294,30 @@ def test_utc_datetime_stores_any_zone_as_utc_and_reads_aware_utc(empty_engine: s
         assert stored == tokyo and stored.utcoffset() == dt.timedelta(0)
         text = conn.execute(sa.select(sa.func.substr(sa.cast(sync_config.c.updated_at, sa.Text), 1, 19))).scalar_one()
         assert text == "2026-03-01 23:30:00"
+
+
+def test_revision_0007_drops_the_lock_expiry_and_the_downgrade_restores_it(empty_engine: sa.Engine) -> None:
+    """`sync_locks.expires_at` meant nothing once every lock died with its holder: 0007 drops it, keeping the
+    labels; the downgrade brings it back NOT NULL, filled from `acquired_at`."""
+    upgrade(empty_engine, "0006")
+    acquired = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+    locks = sa.table(
+        "sync_locks",
+        sa.column("name"),
+        sa.column("holder"),
+        sa.column("acquired_at", sa.DateTime(timezone=True)),
+        sa.column("expires_at", sa.DateTime(timezone=True)),
+    )
+    with empty_engine.begin() as conn:
+        conn.execute(locks.insert().values(name="seller_sync", holder="s1", acquired_at=acquired, expires_at=acquired))
+    upgrade(empty_engine, "0007")
+    columns = {c["name"] for c in sa.inspect(empty_engine).get_columns("sync_locks")}
+    assert "expires_at" not in columns and {"name", "holder", "acquired_at"} <= columns
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT holder FROM sync_locks")).scalar_one() == "s1"
+    downgrade(empty_engine, "0006")
+    [restored] = [c for c in sa.inspect(empty_engine).get_columns("sync_locks") if c["name"] == "expires_at"]
+    assert restored["nullable"] is False
+    with empty_engine.connect() as conn:
+        expires, started = conn.execute(sa.text("SELECT expires_at, acquired_at FROM sync_locks")).one()
+    assert expires == started

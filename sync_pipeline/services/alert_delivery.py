@@ -5,8 +5,9 @@ for `alerts list`).
 - Stored first, sent from the store: an alert raised while the mail server is down stays in the outbox (its
   `email_attempts` counts the tries) and goes out on the first delivery after the server is back, exactly once:
   `emailed_at` is set in its own transaction right after the server accepted the message, and deliveries are
-  serialised by a lease (`alert_delivery` in `sync_locks`). The one gap: a process killed between the server's
-  acceptance and that commit sends that e-mail again on the next delivery (at least once, never lost).
+  serialised by a lock that dies with its holder (`alert_delivery`, `adapters.store.lock`). The one gap: a process
+  killed between the server's acceptance and that commit sends that e-mail again on the next delivery (at least
+  once, never lost).
 - Throttle, per alert type, held in the database: no e-mail about a type while its latest `emailed_at` is less than
   `email_min_interval_minutes` ago. Alerts raised meanwhile stay in the outbox and in `alerts list` (emailed_at
   empty); when the interval has passed they leave together as ONE digest e-mail. So five alerts of one type within
@@ -32,7 +33,7 @@ from sync_pipeline.adapters.store.history import SyncHistory
 from sync_pipeline.domain.alert_mail import render_alerts, render_test
 from sync_pipeline.domain.alert_rules import utc_text
 from sync_pipeline.domain.alerts import Alert
-from sync_pipeline.services.alert_rules import hold_lease
+from sync_pipeline.services.alert_rules import hold_lock
 from sync_pipeline.services.chat_delivery import ChannelReport, Webhooks, deliver_chat_due
 from sync_pipeline.services.database import Database
 
@@ -40,9 +41,6 @@ log = logging.getLogger(__name__)
 
 DELIVERY_LOCK = "alert_delivery"
 CHAT_DELIVERY_LOCK = "alert_chat_delivery"  # chat apart: a slow SMTP server never holds Slack back
-# Longer than a few SMTP exchanges at mail.SMTP_TIMEOUT_SECONDS each, so a slow server does not let a second
-# deliverer in halfway; a dead holder blocks delivery for at most this long.
-DELIVERY_LOCK_LEASE_SECONDS = 300
 
 _alerts = AlertStore()
 _deliveries = DeliveryStore()
@@ -116,12 +114,12 @@ def deliver_due(
     db: Database, smtp: mail.SmtpSettings | None = None, webhooks: Webhooks | None = None
 ) -> DeliveryReport:
     """Deliver what the outbox owes now: e-mail (one per alert type not throttled; marked only once sent), then each
-    configured chat channel (`services.chat_delivery`), under the delivery lease."""
+    configured chat channel (`services.chat_delivery`), under the delivery lock."""
     report = _deliver_email_due(db, smtp)
     webhooks = webhooks if webhooks is not None else Webhooks.from_env()
     if not webhooks.urls:
         return report
-    with hold_lease(db, CHAT_DELIVERY_LOCK, DELIVERY_LOCK_LEASE_SECONDS) as held:
+    with hold_lock(db, CHAT_DELIVERY_LOCK) as held:
         if not held:
             return report
         return replace(report, chat=tuple(deliver_chat_due(db, webhooks)))
@@ -142,7 +140,7 @@ def _deliver_email_due(db: Database, smtp: mail.SmtpSettings | None = None) -> D
     if smtp.missing:
         error = f"e-mail is on but not configured: set {' and '.join(smtp.missing)}"
         return DeliveryReport(pending=pending, failed={"alert_ids": [], "error": error})
-    with hold_lease(db, DELIVERY_LOCK, DELIVERY_LOCK_LEASE_SECONDS) as held:
+    with hold_lock(db, DELIVERY_LOCK) as held:
         if not held:
             return DeliveryReport(pending=pending, note="another process is delivering alerts right now")
         return _deliver(db, smtp, settings.email_recipients, settings.ui_base_url, settings.email_min_interval_minutes)
@@ -151,7 +149,7 @@ def _deliver_email_due(db: Database, smtp: mail.SmtpSettings | None = None) -> D
 def _deliver(
     db: Database, smtp: mail.SmtpSettings, recipients: tuple[str, ...], ui_base_url: str, interval_minutes: int
 ) -> DeliveryReport:
-    with db.engine.connect() as conn:  # read again under the lease: another deliverer may have just sent some
+    with db.engine.connect() as conn:  # read again under the lock: another deliverer may have just sent some
         outbox = _email_outbox(conn, db)
         by_type: dict[str, list[Alert]] = {}
         for alert in outbox:

@@ -4,14 +4,14 @@ The decisions are `domain/alert_rules.py`; this module reads what they need, rai
 written to the log with its severity by `raise_alert`, Property 11) and hands each new alert to an optional listener
 (a sensor's or a run's `context.log`). Thresholds are read from the settings on every evaluation (P46).
 
-Evaluations are serialised by a lease in `sync_locks` (name `alert_rules`): the rules read, then insert, and two
-evaluators interleaving (a sensor tick and `alerts check`) could otherwise both raise the same streak.
+Evaluations are serialised by a lock that dies with its holder (name `alert_rules`, `adapters.store.lock`): the
+rules read, then insert, and two evaluators interleaving (a sensor tick and `alerts check`) could otherwise both
+raise the same streak.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import time
 import uuid
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from sync_pipeline.adapters.store.alerts import AlertStore
 from sync_pipeline.adapters.store.history import SyncHistory
-from sync_pipeline.adapters.store.lease import LeaseLock
+from sync_pipeline.adapters.store.lock import SyncLock
 from sync_pipeline.domain.alert_rules import (
     CONSECUTIVE_FAILURES_RULE,
     COUNTED_KINDS,
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 ALL_RULES: tuple[str, ...] = (CONSECUTIVE_FAILURES_RULE, NO_RECENT_SUCCESS_RULE)
 RULES_LOCK = "alert_rules"
-RULES_LOCK_LEASE_SECONDS = 60  # an evaluation is a handful of indexed queries; a dead holder blocks at most this long
 LOCK_WAIT_SECONDS = 10.0  # how long an evaluator waits for another one to finish before giving up this time
 LOCK_POLL_SECONDS = 0.1
 
@@ -88,7 +87,7 @@ def evaluate_rules(
     unknown = set(rules) - set(ALL_RULES)
     if unknown:
         raise ValueError(f"unknown alert rules {sorted(unknown)}; rules are {', '.join(ALL_RULES)}")
-    with hold_lease(db, RULES_LOCK, RULES_LOCK_LEASE_SECONDS, sleep=sleep) as held:
+    with hold_lock(db, RULES_LOCK, sleep=sleep) as held:
         if not held:
             log.info("alert rules: another evaluation holds the %s lock; skipped this one", RULES_LOCK)
             return RulesResult(busy=True)
@@ -137,15 +136,15 @@ def evaluate_rules(
 
 
 @contextlib.contextmanager
-def hold_lease(
-    db: Database, name: str, lease_seconds: float, *, sleep: Callable[[float], None] = time.sleep
-) -> Iterator[bool]:
-    """Hold the lease `name` in `sync_locks` for the block, waiting up to LOCK_WAIT_SECONDS; yields False if not got."""
-    lock = LeaseLock(db.engine, name=name)
+def hold_lock(db: Database, name: str, *, sleep: Callable[[float], None] = time.sleep) -> Iterator[bool]:
+    """Hold the lock `name` for the block, waiting up to LOCK_WAIT_SECONDS; yields False if it could not be taken.
+
+    The same kind of lock as the sync's (`adapters.store.lock`): it dies with its holder, so a crashed evaluation or
+    delivery never blocks the next one."""
+    lock = SyncLock(db.engine, name=name)
     holder = f"{name}-{uuid.uuid4()}"
-    lease = dt.timedelta(seconds=lease_seconds)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while not lock.acquire(holder, now=db.clock.now(), lease=lease):
+    while not lock.try_acquire(holder, now=db.clock.now()):
         if time.monotonic() >= deadline:
             yield False
             return
@@ -153,7 +152,7 @@ def hold_lease(
     try:
         yield True
     finally:
-        lock.release(holder)
+        lock.release()
 
 
 def evaluate_after_sync(db: Database, *, on_alert: AlertListener | None = None) -> RulesResult | None:

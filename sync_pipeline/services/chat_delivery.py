@@ -95,7 +95,7 @@ class ChannelReport:
 
 
 def deliver_chat_due(db: Database, webhooks: Webhooks | None = None) -> list[ChannelReport]:
-    """One delivery pass over every configured chat channel (the caller holds the delivery lease)."""
+    """One delivery pass over every configured chat channel (the caller holds the chat delivery lock)."""
     webhooks = webhooks if webhooks is not None else Webhooks.from_env()
     settings = db.settings()
     interval = dt.timedelta(minutes=settings.chat_min_interval_minutes)

@@ -14,7 +14,10 @@ The row in `sync_locks` no longer decides anything; it is a label that says *who
 (the advisory lock and the file lock only know a backend pid or an open file), for `status`, for the message that
 refuses a second sync, and to notice a takeover: a row left by a holder that died without releasing is found and
 replaced by the next holder, which then knows whose sync it is taking over. A reader believes the row only while the
-real lock is held. Its `expires_at` column, from the lease this lock replaced, is written equal to `acquired_at`.
+real lock is held.
+
+Other names (the alert-rule evaluation, the alert deliveries) are locks of the same kind with keys of their own
+(`lock_key`, a lock file per name), so a crashed holder never blocks them either.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -39,6 +43,14 @@ SYNC_LOCK = "seller_sync"
 # A fixed 64-bit key nothing else in the database uses (the migrations use "syncmigr"): the ASCII of "synclock".
 SYNC_LOCK_KEY = 0x73796E636C6F636B
 LOCK_FILE_SUFFIX = ".lock"
+
+
+def lock_key(name: str) -> int:
+    """The advisory-lock key of the lock `name`: SYNC_LOCK_KEY for the sync, else 63 bits of the name's md5."""
+    if name == SYNC_LOCK:
+        return SYNC_LOCK_KEY
+    return int.from_bytes(hashlib.md5(name.encode("utf-8")).digest()[:8], "big") >> 1
+
 
 # In-memory SQLite: one lock per process and database name, shared by the SyncLock objects of that process.
 _MEMORY_LOCKS: dict[str, threading.Lock] = {}
@@ -152,7 +164,7 @@ class SyncLock:
     def _take(self) -> bool:
         if is_postgres(self.engine):
             return self._take_postgres()
-        path = lock_file_path(self.engine)
+        path = lock_file_path(self.engine, self.name)
         if path is None:
             return self._take_memory()
         return self._take_file(path)
@@ -167,7 +179,7 @@ class SyncLock:
         )
         try:
             self._conn = self._lock_engine.connect()
-            got = bool(self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(SYNC_LOCK_KEY))).scalar_one())
+            got = bool(self._conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_key(self.name)))).scalar_one())
         except BaseException:
             self._close_postgres()
             raise
@@ -184,7 +196,7 @@ class SyncLock:
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                     "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key"
                 ),
-                {"key": SYNC_LOCK_KEY},
+                {"key": lock_key(self.name)},
             ).scalar_one()
         except sa.exc.DBAPIError:
             return False
@@ -212,7 +224,7 @@ class SyncLock:
         return True
 
     def _take_memory(self) -> bool:
-        key = str(self.engine.url)
+        key = f"{self.engine.url}#{self.name}"
         with _MEMORY_LOCKS_GUARD:
             lock = _MEMORY_LOCKS.setdefault(key, threading.Lock())
         if not lock.acquire(blocking=False):
@@ -227,18 +239,20 @@ class SyncLock:
                 sa.select(sync_locks.c.holder, sync_locks.c.acquired_at).where(sync_locks.c.name == self.name)
             ).first()
             conn.execute(sync_locks.delete().where(sync_locks.c.name == self.name))
-            conn.execute(sync_locks.insert().values(name=self.name, holder=holder, acquired_at=now, expires_at=now))
+            conn.execute(sync_locks.insert().values(name=self.name, holder=holder, acquired_at=now))
         return None if left is None else LockHolder(left.holder, left.acquired_at)
 
 
-def lock_file_path(engine: sa.Engine) -> Path | None:
-    """`<database file>.lock` for a SQLite file; None for in-memory SQLite (and Postgres)."""
+def lock_file_path(engine: sa.Engine, name: str = SYNC_LOCK) -> Path | None:
+    """`<database file>.lock` (the sync) or `<database file>.<name>.lock` for a SQLite file; None for in-memory
+    SQLite (and Postgres)."""
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         return None
-    return Path(os.path.abspath(database) + LOCK_FILE_SUFFIX)
+    middle = "" if name == SYNC_LOCK else f".{name}"
+    return Path(os.path.abspath(database) + middle + LOCK_FILE_SUFFIX)
 
 
 def current_holder(engine: sa.Engine, name: str = SYNC_LOCK) -> LockHolder | None:
@@ -255,7 +269,7 @@ def current_holder(engine: sa.Engine, name: str = SYNC_LOCK) -> LockHolder | Non
                     "AND ((classid::bigint << 32) | objid::bigint) = :key "
                     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
-                {"key": SYNC_LOCK_KEY},
+                {"key": lock_key(name)},
             ).scalar_one()
         if not held:
             return None

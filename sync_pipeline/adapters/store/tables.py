@@ -274,14 +274,14 @@ sync_config_history = sa.Table(
     sa.Index(None, "key", "changed_at"),
 )
 
-# The sync lock: one row per lock name, held by a sync until `expires_at` (a lease, renewed while it works).
+# The label of a held lock (adapters.store.lock): who holds the lock `name` and since when. The lock itself is a
+# Postgres advisory lock or a file lock that dies with its holder; the row decides nothing.
 sync_locks = sa.Table(
     "sync_locks",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("acquired_at", UtcDateTime(), nullable=False),
-    sa.Column("expires_at", UtcDateTime(), nullable=False),
 )
 
 # Records that failed to write, due again at `due_at` (Requirement 7.4).
