@@ -72,6 +72,7 @@ class ErrorLog:
     seller_number: str | None = None
     sheet_row: int | None = None
     cell: str | None = None
+    detail: Mapping[str, Any] | None = None  # a rejected cell's field, column header and cell text
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,16 @@ def rejected_row_logs(rejections: Sequence[Rejection]) -> list[RecordLog]:
 def rejection_error(r: Rejection) -> ErrorLog:
     """The error-log entry of one rejected cell: validation, or integrity for the key and required-field rules."""
     category = ErrorCategory.INTEGRITY if r.rule in INTEGRITY_RULES else ErrorCategory.VALIDATION
-    return ErrorLog(category, r.message, rule=r.rule, seller_number=r.seller_number, sheet_row=r.sheet_row, cell=r.cell)
+    detail = {"field": r.field, "column": r.column, "value": r.value}
+    return ErrorLog(
+        category,
+        r.message,
+        rule=r.rule,
+        seller_number=r.seller_number,
+        sheet_row=r.sheet_row,
+        cell=r.cell,
+        detail=detail,
+    )
 
 
 def chunk_record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]:
