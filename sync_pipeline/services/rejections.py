@@ -41,6 +41,7 @@ def rejection_row(error: Mapping[Any, Any]) -> dict[str, Any]:
         "rule": error["rule"],
         "seller_number": error["seller_number"],
         "message": error["message"],
+        "url": detail.get("url"),  # opens the cell, for a Google source
     }
 
 
