@@ -56,4 +56,4 @@ def main() -> None:
 
 
 # The commands register themselves on `main` (imported last: they import `main` from here).
-from sync_pipeline.cli import admin, report, run, sheet_contract  # noqa: E402, F401
+from sync_pipeline.cli import admin, rejections, report, run, sheet_contract  # noqa: E402, F401

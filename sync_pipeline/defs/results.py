@@ -19,7 +19,7 @@ from sync_pipeline.defs.checks import (
     verification_metadata,
 )
 from sync_pipeline.domain.settings import Settings
-from sync_pipeline.domain.sheet import SheetSnapshot
+from sync_pipeline.domain.sheet import SheetSnapshot, cell_link
 from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification
 from sync_pipeline.services.metrics import SyncMetrics
 from sync_pipeline.services.resync import ResyncResult
@@ -131,9 +131,10 @@ def _failure_table(snapshot: SheetSnapshot) -> str:
     lines = ["| row | cell | column | rule | value | what to do |", "|---|---|---|---|---|---|"]
     for r in rejections[:FAILURE_TABLE_ROWS]:
         value = (r.value or "").replace("|", "\\|")[:40]
+        url = cell_link(snapshot.cell_url, r.cell)
+        cell = f"[{r.cell}]({url})" if url else r.cell or ""
         lines.append(
-            f"| {r.sheet_row} | {r.cell or ''} | {r.column or ''} | {r.rule} | {value} | "
-            f"{r.message.replace('|', '/')} |"
+            f"| {r.sheet_row} | {cell} | {r.column or ''} | {r.rule} | {value} | {r.message.replace('|', '/')} |"
         )
     if len(rejections) > FAILURE_TABLE_ROWS:
         lines.append(f"\n…and {len(rejections) - FAILURE_TABLE_ROWS} more (see `sync-pipeline audit`).")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sync_pipeline.domain.diff import Action
 from sync_pipeline.domain.errors import ErrorCategory
-from sync_pipeline.domain.sheet import Rejection
+from sync_pipeline.domain.sheet import Rejection, cell_link
 
 # Rejection rules that are integrity rules (Requirement 8) rather than unparseable values.
 INTEGRITY_RULES = frozenset({"required", "seller_number_format", "duplicate_seller_number"})
@@ -72,6 +72,7 @@ class ErrorLog:
     seller_number: str | None = None
     sheet_row: int | None = None
     cell: str | None = None
+    detail: Mapping[str, Any] | None = None  # a rejected cell's field, column header and cell text
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,19 @@ def rejected_row_logs(rejections: Sequence[Rejection]) -> list[RecordLog]:
     ]
 
 
-def rejection_error(r: Rejection) -> ErrorLog:
+def rejection_error(r: Rejection, cell_url: str | None = None) -> ErrorLog:
     """The error-log entry of one rejected cell: validation, or integrity for the key and required-field rules."""
     category = ErrorCategory.INTEGRITY if r.rule in INTEGRITY_RULES else ErrorCategory.VALIDATION
-    return ErrorLog(category, r.message, rule=r.rule, seller_number=r.seller_number, sheet_row=r.sheet_row, cell=r.cell)
+    detail = {"field": r.field, "column": r.column, "value": r.value, "url": cell_link(cell_url, r.cell)}
+    return ErrorLog(
+        category,
+        r.message,
+        rule=r.rule,
+        seller_number=r.seller_number,
+        sheet_row=r.sheet_row,
+        cell=r.cell,
+        detail=detail,
+    )
 
 
 def chunk_record_logs(chunk: pd.DataFrame, written: set[str]) -> list[RecordLog]:

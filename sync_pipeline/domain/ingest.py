@@ -285,4 +285,5 @@ def _snapshot(
         notes=notes,
         contract=rules.contract,
         unmapped_columns=rules.unmapped_columns,
+        cell_url=raw.cell_url,
     )

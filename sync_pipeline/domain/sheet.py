@@ -97,6 +97,7 @@ class RawSheet:
     source: str  # what was read, for messages: a file path or "gsheet:KEY/worksheet"
     values: Sequence[Sequence[str]]
     first_row: int = 1
+    cell_url: str | None = None  # a link to one cell, `{cell}` standing for its A1 reference (Google sources)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class SheetSnapshot:
     notes: tuple[str, ...] = field(default_factory=tuple)
     contract: Any = None  # the `SheetContract` the sheet was read with (None: the built-in fields)
     unmapped_columns: str = "report"  # the setting in force: report | keep | refuse
+    cell_url: str | None = None  # the RawSheet's link template: `{cell}` stands for an A1 reference
 
     @property
     def attribute_layout(self) -> tuple[tuple[str, ...], bool]:
@@ -170,3 +172,10 @@ class SheetSnapshot:
     @property
     def valid_keys(self) -> frozenset[str]:
         return frozenset(self.valid["seller_number"]) if len(self.valid) else frozenset()
+
+
+def cell_link(template: str | None, cell: str | None) -> str | None:
+    """The link that opens `cell` in the sheet (a `cell_url` template filled in), None without either."""
+    if template is None or not cell:
+        return None
+    return template.replace("{cell}", cell)

@@ -38,6 +38,7 @@ def preview(db: Database, source: SheetSource) -> SyncSummary:
         phases=phases,
         rejections=snapshot.rejections,
         unmapped_columns=snapshot.header.unknown,
+        cell_url=snapshot.cell_url,
         conflicts=result.conflicts,
         dry_run=True,
         would_insert=tuple(plan.loc[actions == Action.INSERT, "seller_number"]),

@@ -213,7 +213,9 @@ class SyncRun:
                 self.db.audit.log_errors(conn, self.sync_id, issues, now)
             else:
                 self.db.audit.log_records(conn, self.sync_id, rejected_row_logs(snapshot.rejections), now)
-                self.db.audit.log_errors(conn, self.sync_id, [rejection_error(r) for r in snapshot.rejections], now)
+                self.db.audit.log_errors(
+                    conn, self.sync_id, [rejection_error(r, snapshot.cell_url) for r in snapshot.rejections], now
+                )
         self.read_result = SheetRead(
             sync_id=self.sync_id,
             kind=self.kind,
@@ -343,6 +345,7 @@ class SyncRun:
             conflicts=result.conflicts,
             failures=result.failures,
             unmapped_columns=read.snapshot.header.unknown,
+            cell_url=read.snapshot.cell_url,
         )
         self._after_close()
         return self.summary

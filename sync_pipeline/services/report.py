@@ -17,8 +17,8 @@ from sync_pipeline.domain.audit import AuditQuery, SyncKind, SyncStatus
 from sync_pipeline.domain.progress import progress_view
 from sync_pipeline.domain.recovery import RECOVERY_RULE_PREFIX, is_recovery_rule
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.rejections import is_rejection, rejection_row
 from sync_pipeline.services.sync import PHASES
-from sync_pipeline.services.verify import VERIFICATION_RULES
 
 RECORD_RULES_HIDDEN = frozenset({"recovery:sheet_retry"})  # recovery notes are errors of the log, not rejected rows
 
@@ -57,19 +57,7 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
             ).mappings()
         )
     phases = row.get("phases") or {}
-    rejections = [
-        {
-            "row": e["sheet_row"],
-            "cell": e["cell"],
-            "rule": e["rule"],
-            "seller_number": e["seller_number"],
-            "message": e["message"],
-        }
-        for e in errors
-        if e["category"] in {"validation", "integrity"}
-        and e["sheet_row"] is not None
-        and e["rule"] not in VERIFICATION_RULES  # findings about the database, not rejected sheet rows
-    ]
+    rejections = [rejection_row(e) for e in errors if is_rejection(e)]
     problems = [
         {"category": e["category"], "rule": e["rule"], "message": e["message"], "seller_number": e["seller_number"]}
         for e in errors

@@ -19,7 +19,7 @@ from sync_pipeline.domain.audit import SyncCounts, SyncKind, SyncStatus, conflic
 from sync_pipeline.domain.diff import DIFF_COLUMNS, WRITING_ACTIONS, Action, classify, is_in, mark_missing
 from sync_pipeline.domain.errors import ErrorCategory, SyncError
 from sync_pipeline.domain.settings import Settings
-from sync_pipeline.domain.sheet import Rejection, SheetSnapshot
+from sync_pipeline.domain.sheet import Rejection, SheetSnapshot, cell_link
 from sync_pipeline.services.database import Database
 
 ProgressListener = Callable[[str, int, int], None]  # phase, records done, records total
@@ -72,6 +72,7 @@ class SyncSummary:
     would_insert: tuple[str, ...] = ()
     would_update: tuple[str, ...] = ()
     unmapped_columns: tuple[str, ...] = ()  # header texts no field of the contract names, in sheet order
+    cell_url: str | None = None  # the sheet's cell-link template (Google sources): each rejection's `url`
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
@@ -104,6 +105,7 @@ class SyncSummary:
                     "value": r.value,
                     "seller_number": r.seller_number,
                     "message": r.message,
+                    "url": cell_link(self.cell_url, r.cell),
                 }
                 for r in self.rejections
             ],

@@ -55,6 +55,8 @@ GOOGLE_API_ORIGINS = ("https://sheets.googleapis.com", "https://www.googleapis.c
 
 # FORMATTED_VALUE: each cell as the office sees it (formulas evaluated, leading zeros and date formats kept).
 VALUE_RENDER_OPTION = "FORMATTED_VALUE"
+# The link the browser opens a cell with: always the public UI, also when the API is an emulator (no UI to open).
+CELL_URL = "https://docs.google.com/spreadsheets/d/{key}/edit#gid={gid}&range={cell}"
 
 Timeout = float | tuple[float, float]
 
@@ -186,7 +188,9 @@ class GoogleSheetSource:
         grid = properties.get("gridProperties") or {}
         values = checked_values(answer, title, grid.get("rowCount"), grid.get("columnCount"))
         self._resolved_title = title
-        return RawSheet(source=f"gsheet:{self.key}/{title}", values=values, first_row=1)
+        sheet_id = properties.get("sheetId")
+        cell_url = None if sheet_id is None else CELL_URL.format(key=self.key, gid=sheet_id, cell="{cell}")
+        return RawSheet(source=f"gsheet:{self.key}/{title}", values=values, first_row=1, cell_url=cell_url)
 
     def _pick_worksheet(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         sheets = metadata.get("sheets")

@@ -189,6 +189,7 @@ class AuditStore:
                     "seller_number": e.seller_number,
                     "sheet_row": e.sheet_row,
                     "cell": e.cell,
+                    "detail": dict(e.detail) if e.detail is not None else None,
                     "created_at": now,
                 }
                 for e in errors

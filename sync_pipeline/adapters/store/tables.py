@@ -185,6 +185,7 @@ sync_error_logs = sa.Table(
     sa.Column("seller_number", sa.String(64)),
     sa.Column("sheet_row", sa.Integer),
     sa.Column("cell", sa.String(16)),
+    sa.Column("detail", sa.JSON),  # a rejected cell's field, column (header text) and value (cell text)
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index(None, "sync_id"),
     sa.Index(None, "category", "created_at"),
