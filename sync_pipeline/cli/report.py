@@ -196,6 +196,10 @@ def _audit_events(
         head = f"{s['started_at']}  {s['status']:<9} {s['kind']:<9} {s['sync_id']}" + (
             f"\n  {s['message']}" if s["message"] else ""
         )
+        if s.get("sheet_feedback"):
+            from sync_pipeline.services.feedback import feedback_line
+
+            head += f"\n  {feedback_line(s['sheet_feedback'])}"
         lines = [head, *(_event_line(e) for e in found["events"])] if found["events"] else [head, "  no events"]
         _emit(found, as_json, "\n".join(lines))
         return

@@ -107,6 +107,11 @@ def _human_summary(s: dict[str, Any]) -> str:
             f"  columns not synced (no field of the sheet contract names them): {', '.join(s['unmapped_columns'])}"
             " — add them to the contract (sync-pipeline contract show), or set unmapped_columns=keep to store them"
         )
+    feedback = s.get("sheet_feedback")
+    if feedback and feedback.get("reason") != "sheet_feedback is off":  # the default says nothing new each time
+        from sync_pipeline.services.feedback import feedback_line
+
+        lines.append(f"  {feedback_line(feedback)}")
     for r in s.get("rejections", [])[:20]:
         lines.append(f"  rejected row {r['row']} {r.get('cell') or ''}: {r['message']}")
     if len(s.get("rejections", [])) > 20:

@@ -114,11 +114,18 @@ def seller_sync(
         kind, trigger = sync_kind(context)
         with SyncRun(db, source, kind=kind, trigger=trigger, run_id=context.run.run_id, progress=progress) as run:
             read = run.read()
-            if SELLER_SHEET in selected:
-                yield sheet_result(read.snapshot, sync_id=run.sync_id, retries=read.retries)
-            run.apply()  # refuses (HeaderError) when the header check failed: nothing is written
-            verification = run.verify()
-            summary = run.complete()
+            try:
+                run.apply()  # refuses (HeaderError) when the header check failed: nothing is written
+                verification = run.verify()
+                summary = run.complete()  # writes the sheet's notes first (sheet_feedback)
+            except BaseException:
+                if SELLER_SHEET in selected:  # the sheet was read: its figures and checks stand
+                    yield sheet_result(read.snapshot, sync_id=run.sync_id, retries=read.retries)
+                raise
+            if SELLER_SHEET in selected:  # after the close, so that its metadata counts the notes in the sheet
+                yield sheet_result(
+                    read.snapshot, sync_id=run.sync_id, retries=read.retries, feedback=summary.sheet_feedback
+                )
             context.log.info(_summary_line(summary))
             yield table_result(summary, verification, run.settings, run.metrics)
             if SELLER_GAP_RESYNC in selected:

@@ -21,6 +21,7 @@ from sync_pipeline.defs.checks import (
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import SheetSnapshot, cell_link
 from sync_pipeline.domain.verification import SAMPLE_SIZE, Verification
+from sync_pipeline.services.feedback import FeedbackReport
 from sync_pipeline.services.metrics import SyncMetrics
 from sync_pipeline.services.resync import ResyncResult
 from sync_pipeline.services.settings import settings_markdown
@@ -31,8 +32,11 @@ SELLER_GAP_RESYNC = "seller_gap_resync"
 FAILURE_TABLE_ROWS = 50  # rows of the failure-case table shown on the Checks tab
 
 
-def sheet_result(snapshot: SheetSnapshot, *, sync_id: str | None, retries: int = 0) -> dg.MaterializeResult:
-    """`seller_sheet`: the figures of the sheet as read, and its two checks (header, rows)."""
+def sheet_result(
+    snapshot: SheetSnapshot, *, sync_id: str | None, retries: int = 0, feedback: FeedbackReport | None = None
+) -> dg.MaterializeResult:
+    """`seller_sheet`: the figures of the sheet as read, its checks (header, rows, columns) and, after a full sync,
+    what the sync did to the sheet's notes (`sheet_feedback`)."""
     header = snapshot.header
     by_rule = Counter(r.rule for r in snapshot.rejections)
     rejected_rows = len({r.sheet_row for r in snapshot.rejections})
@@ -97,9 +101,20 @@ def sheet_result(snapshot: SheetSnapshot, *, sync_id: str | None, retries: int =
             "fetch_seconds": float(round(snapshot.fetch_seconds, 4)),
             "validate_seconds": float(round(snapshot.validate_seconds, 4)),
             "retries": retries,
+            **_feedback_metadata(feedback),
         },
         check_results=[header_check, rows_check, columns_check],
     )
+
+
+def _feedback_metadata(feedback: FeedbackReport | None) -> dict[str, Any]:
+    """The sync's notes in the sheet (written now or left as they were) and what the feedback step did."""
+    if feedback is None:
+        return {}
+    return {
+        "feedback_notes": feedback.notes_written + feedback.notes_unchanged,
+        "sheet_feedback": dg.MetadataValue.json(feedback.as_dict()),
+    }
 
 
 def contract_markdown(snapshot: SheetSnapshot) -> str:

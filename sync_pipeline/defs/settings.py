@@ -46,6 +46,7 @@ class UpdateSyncSettingsConfig(dg.Config):
     ui_base_url: Optional[str] = _doc("ui_base_url")  # noqa: UP045
     retention_days: Optional[int] = _doc("retention_days")  # noqa: UP045
     unmapped_columns: Optional[str] = _doc("unmapped_columns")  # noqa: UP045
+    sheet_feedback: Optional[str] = _doc("sheet_feedback")  # noqa: UP045
 
 
 @dg.op(name="update_sync_settings")

@@ -47,3 +47,7 @@ class HeaderError(SyncError):
 
 class SyncRefusedError(SyncError):
     """Another sync holds the sync lock: this one was refused before it wrote anything."""
+
+
+class SheetFeedbackError(SyncError):
+    """The sync's notes could not be read from or written into the sheet: reported, never fatal to the sync."""

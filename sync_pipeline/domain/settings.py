@@ -15,6 +15,9 @@ UNMAPPED_REPORT = "report"
 UNMAPPED_KEEP = "keep"
 UNMAPPED_REFUSE = "refuse"
 UNMAPPED_CHOICES = (UNMAPPED_REPORT, UNMAPPED_KEEP, UNMAPPED_REFUSE)
+FEEDBACK_OFF = "off"
+FEEDBACK_NOTES = "notes"
+FEEDBACK_CHOICES = (FEEDBACK_OFF, FEEDBACK_NOTES)
 DOC = "doc"  # the dataclass field metadata key holding a setting's documentation
 MIN_SYNC_INTERVAL_MINUTES = 1  # Requirement 10.1: anything faster would overlap with itself on a large sheet
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"  # where `dagster dev` serves the UI (README); run links start here
@@ -105,6 +108,13 @@ class Settings:
         "the summary, --json unmapped_columns, the audit and the sheet_columns_mapped check), keep (also stored as "
         "text in sellers.attributes._unmapped by header), refuse (the sync stops before writing anything). Read "
         "when a sync starts.",
+    )
+    sheet_feedback: str = _setting(
+        FEEDBACK_OFF,
+        "off, or notes: after every full sync of a Google sheet, each rejected cell gets a note saying what to fix "
+        "(and when it was found) and the sync's notes that no longer apply are cleared, in one request; people's "
+        "own notes are never changed. Needs the sheet shared with the service account as an Editor; a failure to "
+        "write is reported and logged, never fails the sync. Read when a sync starts.",
     )
     sheet_timezone: str = _setting(
         "Asia/Tokyo", "IANA time zone in which 更新日時 values typed without a zone are read."
@@ -302,4 +312,7 @@ _RULES: dict[str, Callable[[object], str | None]] = {
         None if value in UNMAPPED_CHOICES else f"must be one of {', '.join(UNMAPPED_CHOICES)}, got {value!r}"
     ),
     "retention_days": _at_least(1),
+    "sheet_feedback": lambda value: (
+        None if value in FEEDBACK_CHOICES else f"must be one of {', '.join(FEEDBACK_CHOICES)}, got {value!r}"
+    ),
 }

@@ -5,7 +5,8 @@
         run.read()          # the sheet, fetched once, normalised and validated; rejections logged
         run.apply()         # the diff written in chunks under the lock
         run.verify()        # the database compared with the sheet, recorded once (P1)
-        run.complete()      # closed as succeeded / partial; leaving the block without it closes it the same way
+        run.complete()      # closed as succeeded / partial; leaving the block without it closes it the same way;
+                            # a full sync of a Google sheet first writes its notes (sheet_feedback, services.feedback)
     # an exception closes it as failed, an interruption (Dagster's cancel, Ctrl-C) as cancelled; the lock is released
 
 A resync (`services.resync`) is a `SyncRun` of kind resync with a `parent`: it shares the parent's lock and sheet
@@ -33,7 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.retry import RetriesExhaustedError
-from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
+from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource, noted_source
 from sync_pipeline.adapters.store.lock import SyncLock
 from sync_pipeline.adapters.store.sellers import owned_attributes
 from sync_pipeline.adapters.store.writer import ChunkWriter
@@ -52,14 +53,15 @@ from sync_pipeline.domain.diff import WRITING_ACTIONS, Action
 from sync_pipeline.domain.errors import ErrorCategory, HeaderError, SyncError, SyncRefusedError
 from sync_pipeline.domain.progress import progress_record
 from sync_pipeline.domain.recovery import RecoveryAction
-from sync_pipeline.domain.settings import Settings
+from sync_pipeline.domain.settings import FEEDBACK_NOTES, Settings
 from sync_pipeline.domain.verification import Verification
 from sync_pipeline.services.alert_rules import evaluate_after_sync
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.feedback import FEEDBACK_RULE, STATUS_FAILED, FeedbackReport, write_feedback
 from sync_pipeline.services.metrics import SyncMetrics, record_sync_metrics
 from sync_pipeline.services.recovery import close_abandoned_syncs, recovery_event, take_sync_lock
 from sync_pipeline.services.retry_queue import queue_failures, record_outcome
-from sync_pipeline.services.snapshot import read_snapshot
+from sync_pipeline.services.snapshot import FULL_SYNC_KINDS, read_snapshot
 from sync_pipeline.services.sync import (
     ApplyResult,
     ProgressListener,
@@ -112,6 +114,8 @@ class SyncRun:
         self.metrics: SyncMetrics | None = None  # recorded when it closes
         self.gaps_resynced = 0
         self.phase_started_at: dt.datetime | None = None
+        self.full_apply = False  # apply() wrote the whole sheet (not a resync's chosen sellers)
+        self.feedback: FeedbackReport | None = None  # the notes written into the sheet, for a full sync
 
     # -- begin ---------------------------------------------------------------------------------------------------
     def __enter__(self) -> SyncRun:
@@ -177,17 +181,12 @@ class SyncRun:
 
         def on_retry(event: RetryEvent) -> None:
             retries.append(event)
-            self._log_errors(
-                [
-                    recovery_event(
-                        RecoveryAction.SHEET_RETRY,
-                        f"retry {event.attempt} of {event.operation} after {event.reason}; "
-                        f"waiting {event.wait_seconds:.1f}s",
-                        ErrorCategory.NETWORK,
-                    )
-                ]
-            )
+            self._log_retry(event)
 
+        if self._writes_feedback():
+            target = noted_source(self.source)
+            if target is not None:
+                target.allow_note_writes()  # one sign-in with write access serves the read and the notes
         self.progress("fetch", 0, 0)
         snapshot = read_snapshot(self.db, self.source, self.settings, on_retry=on_retry, progress=self.progress)
         phases = {"fetch": snapshot.fetch_seconds, "validate": snapshot.validate_seconds}
@@ -247,6 +246,7 @@ class SyncRun:
         snapshot = read.snapshot
         if not snapshot.header.ok:
             raise HeaderError(ErrorCategory.CONFIGURATION, "; ".join(i.message for i in snapshot.header.issues))
+        self.full_apply = only_keys is None
         if only_keys is None:
             guard_sheet_size(self.db, snapshot, self.settings)
         t0 = time.perf_counter()
@@ -320,15 +320,22 @@ class SyncRun:
         read, result = self._require_read(), self.result
         if result is None:
             raise RuntimeError(f"sync {self.sync_id} is being completed without having applied anything")
+        self.feedback = self._write_feedback(read) if self._is_full_sync() else None
         now = self.db.clock.now()
         verify_s = self.verification.seconds if self.verification is not None else 0.0
         phases = {**read.phases, **result.phases, "verify": verify_s}
         with self.db.engine.begin() as conn:
             errors = len(self.db.audit.errors(conn, self.sync_id))
             counts = replace(result.counts, errors=errors)
+            # The rows alone decide: a failure to write the sheet's notes is one more error, never another status.
             status = SyncStatus.PARTIAL if (counts.rejected or counts.failed) else SyncStatus.SUCCEEDED
             self.db.audit.finish(conn, self.sync_id, status=status, finished_at=now, counts=counts, phases=phases)
-            self.db.audit.update(conn, self.sync_id, gaps_resynced=self.gaps_resynced)
+            self.db.audit.update(
+                conn,
+                self.sync_id,
+                gaps_resynced=self.gaps_resynced,
+                sheet_feedback=self.feedback.as_dict() if self.feedback is not None else None,
+            )
             row = self.db.audit.get(conn, self.sync_id)
         assert row is not None
         self.status = status
@@ -346,6 +353,7 @@ class SyncRun:
             failures=result.failures,
             unmapped_columns=read.snapshot.header.unknown,
             cell_url=read.snapshot.cell_url,
+            sheet_feedback=self.feedback,
         )
         self._after_close()
         return self.summary
@@ -422,7 +430,42 @@ class SyncRun:
         except sa.exc.SQLAlchemyError:
             log.exception("sync %s: its metrics could not be recorded", self.sync_id)
 
+    # -- feedback to the sheet ------------------------------------------------------------------------------------
+    def _writes_feedback(self) -> bool:
+        """A full sync (not a resync) with `sheet_feedback = notes`: it asks for write access before it reads."""
+        return self.parent is None and self.kind in FULL_SYNC_KINDS and self.settings.sheet_feedback == FEEDBACK_NOTES
+
+    def _is_full_sync(self) -> bool:
+        """A sync that read and applied the whole sheet: the ones that report (and may write) the sheet's notes."""
+        return self.parent is None and self.kind in FULL_SYNC_KINDS and self.full_apply
+
+    def _write_feedback(self, read: SheetRead) -> FeedbackReport:
+        """The sheet's notes brought in line with this sync's rejections (`services.feedback`); a failure is logged
+        as an error of the sync with its category and reported, and changes nothing else."""
+        report = write_feedback(
+            self.source, read.snapshot, self.settings, self.db.clock.now(), on_retry=self._log_retry
+        )
+        if report.status == STATUS_FAILED:
+            log.warning("sync %s: %s", self.sync_id, report.line())
+            self._log_errors(
+                [ErrorLog(report.category or ErrorCategory.UNKNOWN, report.error or "", rule=FEEDBACK_RULE)]
+            )
+        return report
+
     # -- helpers -------------------------------------------------------------------------------------------------
+    def _log_retry(self, event: RetryEvent) -> None:
+        """A retried Sheets API request, logged as a recovery action of the sync (P31)."""
+        self._log_errors(
+            [
+                recovery_event(
+                    RecoveryAction.SHEET_RETRY,
+                    f"retry {event.attempt} of {event.operation} after {event.reason}; "
+                    f"waiting {event.wait_seconds:.1f}s",
+                    ErrorCategory.NETWORK,
+                )
+            ]
+        )
+
     def _require_read(self) -> SheetRead:
         if self.read_result is None:
             raise RuntimeError(f"sync {self.sync_id} has not read the sheet yet")

@@ -92,6 +92,8 @@ def sync_summary(db: Database, row: Mapping[Any, Any]) -> dict[str, Any]:
         "message": row["message"],
         # Header texts of the sheet's columns that no field of the contract names, in sheet order ([] when none).
         "unmapped_columns": list(row.get("unmapped_columns") or []),
+        # What the sync did to the sheet's notes (sheet_feedback): None for a resync or a sync that did not complete.
+        "sheet_feedback": row.get("sheet_feedback"),
         "rejections": rejections,
         "problems": problems,
     }
@@ -207,6 +209,7 @@ def audit_rows_from(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "failed": r["failed_count"],
             "gaps_found": r["gaps_found"],
             "message": r["message"],
+            "sheet_feedback": r.get("sheet_feedback"),  # the notes a full sync wrote into the sheet (None: resync)
         }
         for r in rows
     ]

@@ -21,6 +21,7 @@ from sync_pipeline.domain.errors import ErrorCategory, SyncError
 from sync_pipeline.domain.settings import Settings
 from sync_pipeline.domain.sheet import Rejection, SheetSnapshot, cell_link
 from sync_pipeline.services.database import Database
+from sync_pipeline.services.feedback import FeedbackReport
 
 ProgressListener = Callable[[str, int, int], None]  # phase, records done, records total
 PHASES: tuple[str, ...] = ("fetch", "validate", "compare", "update", "verify")
@@ -73,6 +74,7 @@ class SyncSummary:
     would_update: tuple[str, ...] = ()
     unmapped_columns: tuple[str, ...] = ()  # header texts no field of the contract names, in sheet order
     cell_url: str | None = None  # the sheet's cell-link template (Google sources): each rejection's `url`
+    sheet_feedback: FeedbackReport | None = None  # the notes written into the sheet (full syncs only)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counts
@@ -109,6 +111,7 @@ class SyncSummary:
                 }
                 for r in self.rejections
             ],
+            "sheet_feedback": self.sheet_feedback.as_dict() if self.sheet_feedback is not None else None,
             "conflict_details": [dict(c) for c in self.conflicts],
             "failures": dict(self.failures),
             **(

@@ -35,15 +35,20 @@ from sync_pipeline.adapters.sheets.gsheet_answers import (
     json_object,
     parse_spreadsheet_ref,
 )
-from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
+from sync_pipeline.domain.errors import ErrorCategory, SheetFeedbackError, SheetReadError
+from sync_pipeline.domain.feedback import Cell, NoteChange
 from sync_pipeline.domain.sheet import RawSheet
 
 SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
 GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own convention, honoured as a fallback
 SHEETS_API_URL_ENV = "SYNC_SHEETS_API_URL"
 
-# Read-only: the sync never writes to the sheet, so the key cannot be used to damage it if it leaks.
+# Read-only unless the sync is to write its notes into the sheet (`sheet_feedback = notes`): a key that leaks while
+# feedback is off cannot be used to change the sheet, and the sheet may be shared with the account as a Viewer.
 READ_ONLY_SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly",)
+NOTES_SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
+# The notes of every cell of the worksheet, and nothing else of it (a field mask: Google sends no values, no format).
+NOTES_FIELDS = "sheets(properties(sheetId,title),data(startRow,startColumn,rowData(values(note))))"
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # reaching Google takes well under a second; 10 s means the path is broken
 # Seconds of silence allowed while Google computes the answer; a 50 000-row sheet answers in a few seconds.
@@ -124,6 +129,8 @@ class GoogleSheetSource:
         self._retry_policy = retry_policy
         self._sleep = sleep
         self._resolved_title: str | None = None
+        self._sheet_id: int | None = None  # the worksheet's gid, known once read: notes are addressed by it
+        self._scopes: tuple[str, ...] = READ_ONLY_SCOPES
         self._client: gspread.Client | None = None
         self._client_email: str | None = None
         self._token_uri: str | None = None
@@ -189,6 +196,7 @@ class GoogleSheetSource:
         values = checked_values(answer, title, grid.get("rowCount"), grid.get("columnCount"))
         self._resolved_title = title
         sheet_id = properties.get("sheetId")
+        self._sheet_id = sheet_id if isinstance(sheet_id, int) else None
         cell_url = None if sheet_id is None else CELL_URL.format(key=self.key, gid=sheet_id, cell="{cell}")
         return RawSheet(source=f"gsheet:{self.key}/{title}", values=values, first_row=1, cell_url=cell_url)
 
@@ -232,12 +240,100 @@ class GoogleSheetSource:
             "point the sync at the spreadsheet that holds the seller list.",
         )
 
+    # --- the sync's notes (sheet_feedback = notes) -------------------------------------------------------------
+
+    def allow_note_writes(self) -> None:
+        """Ask Google for the `spreadsheets` scope (read and write) instead of the read-only one: called before the
+        first request of a sync that is to write its notes, so that one token serves the read and the write."""
+        if self._scopes != NOTES_SCOPES:
+            self._scopes = NOTES_SCOPES
+            self._client = None  # a client made earlier holds a read-only token
+
+    def read_notes(self, on_retry: RetryListener | None = None) -> dict[Cell, str]:
+        """Every note of the worksheet this source read last, by cell: one `spreadsheets.get` with a field mask
+        asking for notes only (the whole worksheet, so that a note of the sync's that moved with its row is found)."""
+        title = self._read_title("read the notes of")
+        answer = self._notes_call(
+            lambda http: http.spreadsheets_get(
+                self.key, params={"ranges": absolute_range_name(title), "fields": NOTES_FIELDS}
+            ),
+            f"read the notes of {self.description}",
+            on_retry,
+        )
+        return _notes_of(json_object(answer, "notes answer"), self._sheet_id)
+
+    def write_notes(self, changes: Sequence[NoteChange], on_retry: RetryListener | None = None) -> None:
+        """All the changes in one `spreadsheets.batchUpdate` (one `updateCells` of the `note` field per cell, the
+        request gspread's `update_notes` builds): Google applies all of them or none. Nothing is sent for none."""
+        if not changes:
+            return
+        self._read_title("write notes into")
+        if self._sheet_id is None:
+            raise SheetFeedbackError(
+                ErrorCategory.UNKNOWN, f"the sheets API gave no sheet id for {self.description}; notes not written"
+            )
+        body = {"requests": [_note_request(self._sheet_id, change) for change in changes]}
+        self._notes_call(
+            lambda http: http.batch_update(self.key, body), f"write notes into {self.description}", on_retry
+        )
+
+    def _read_title(self, doing: str) -> str:
+        if self._resolved_title is None:
+            raise RuntimeError(f"{doing} {self.description} before reading it: read() first")
+        return self._resolved_title
+
+    def _notes_call(self, call: Callable[[Any], Any], operation: str, on_retry: RetryListener | None) -> Any:
+        """One notes request with the read's bounded retries (429, 5xx, dropped connections); what still fails is a
+        SheetFeedbackError that says what to do."""
+        client = self._gspread_client()
+        try:
+            return retry_call(
+                lambda: call(client.http_client),
+                operation=operation,
+                policy=self._retry_policy,
+                is_transient=_is_transient,
+                describe=_describe,
+                on_retry=on_retry,
+                sleep=self._sleep,
+            )
+        except RetriesExhaustedError as exc:
+            raise SheetFeedbackError(
+                ErrorCategory.NETWORK,
+                f"could not {operation}: {exc.reason}, still failing after {exc.attempts} attempts; the next sync "
+                "tries again.",
+                transient=True,
+            ) from exc
+        except gspread.exceptions.APIError as exc:
+            raise self._notes_error(exc, operation) from exc
+        except google_auth_exceptions.GoogleAuthError as exc:
+            failure = self._auth_error(exc)
+            raise SheetFeedbackError(failure.category, failure.message) from exc
+        except requests.RequestException as exc:
+            raise SheetFeedbackError(ErrorCategory.NETWORK, f"could not {operation}: {describe_failure(exc)}") from exc
+
+    def _notes_error(self, exc: gspread.exceptions.APIError, operation: str) -> SheetFeedbackError:
+        status = http_status_of(exc)
+        google_message = str(exc.error.get("message", "")).strip() or "no message"
+        email = self._client_email or "the service account"
+        if status == 403:
+            return SheetFeedbackError(
+                ErrorCategory.CONFIGURATION,
+                f"could not {operation}: HTTP 403 (Google said: {google_message}). The service account {email} may "
+                "read the sheet but not edit it: share the spreadsheet with it as an Editor, or set "
+                "`sheet_feedback=off`. The sync itself is not affected.",
+            )
+        return SheetFeedbackError(
+            ErrorCategory.CONFIGURATION if status in {400, 404} else ErrorCategory.UNKNOWN,
+            f"could not {operation}: HTTP {status} (Google said: {google_message}). The sync itself is not "
+            "affected; the next sync tries again.",
+        )
+
     # --- setup and error mapping -------------------------------------------------------------------------------
 
     def _gspread_client(self) -> gspread.Client:
         if self._client is not None:
             return self._client
-        loaded = _load_credentials(self._credentials_source)
+        loaded = _load_credentials(self._credentials_source, self._scopes)
         client = gspread.Client(auth=loaded.credentials)
         client.set_timeout(self._timeout)  # gspread's default is no timeout at all: a stalled read would hang
         if self.api_url is not None:
@@ -323,7 +419,7 @@ def _credentials_source(explicit: str | os.PathLike[str] | None, env: Mapping[st
     return _CredentialsSource(None, "")
 
 
-def _load_credentials(source: _CredentialsSource) -> _Credentials:
+def _load_credentials(source: _CredentialsSource, scopes: Sequence[str] = READ_ONLY_SCOPES) -> _Credentials:
     set_it = (
         f"set {SERVICE_ACCOUNT_FILE_ENV} (or {GOOGLE_CREDENTIALS_ENV}) to the path of the service account's JSON "
         "key file"
@@ -358,7 +454,7 @@ def _load_credentials(source: _CredentialsSource) -> _Credentials:
         kind = info.get("type") if isinstance(info, dict) else type(info).__name__
         raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=f"its type is {kind!r}"))
     try:
-        credentials = service_account.Credentials.from_service_account_info(info, scopes=list(READ_ONLY_SCOPES))
+        credentials = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
     except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError) as exc:
         raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=str(exc))) from exc
     return _Credentials(credentials, str(info["client_email"]), str(info["token_uri"]))
@@ -413,3 +509,42 @@ def _describe(exc: BaseException) -> str:
         cause = exc.__cause__
         return f"sign-in failed ({describe_failure(cause) if cause is not None else exc})"
     return describe_failure(exc)
+
+
+def _notes_of(answer: Mapping[str, Any], sheet_id: int | None) -> dict[Cell, str]:
+    """The notes in a grid-data answer, by (1-based row, 0-based column); Google leaves out a GridData's startRow /
+    startColumn when 0, a row without cells, and a cell without a note."""
+    sheets = answer.get("sheets")
+    if not isinstance(sheets, list):
+        raise SheetFeedbackError(ErrorCategory.UNKNOWN, "the notes answer of the sheets API has no list of sheets")
+    notes: dict[Cell, str] = {}
+    for sheet in sheets:
+        properties = sheet.get("properties") or {}
+        if sheet_id is not None and properties.get("sheetId", sheet_id) != sheet_id:
+            continue
+        for grid in sheet.get("data") or ():
+            first_row = int(grid.get("startRow", 0))
+            first_col = int(grid.get("startColumn", 0))
+            for i, row in enumerate(grid.get("rowData") or ()):
+                for j, cell in enumerate(row.get("values") or ()):
+                    note = cell.get("note") if isinstance(cell, dict) else None
+                    if isinstance(note, str) and note:
+                        notes[(first_row + i + 1, first_col + j)] = note
+    return notes
+
+
+def _note_request(sheet_id: int, change: NoteChange) -> dict[str, Any]:
+    row, col = change.cell
+    return {
+        "updateCells": {
+            "range": {
+                "sheetId": sheet_id,
+                "startRowIndex": row - 1,
+                "endRowIndex": row,
+                "startColumnIndex": col,
+                "endColumnIndex": col + 1,
+            },
+            "rows": [{"values": [{"note": change.note}]}],
+            "fields": "note",
+        }
+    }

@@ -35,7 +35,7 @@ MIGRATION_LOCK_KEY = 0x73796E636D696772
 
 ALEMBIC_LOGGER = "alembic"
 # The newest revision in sql/versions; test_migrations checks it is Alembic's head, so a new migration must move it.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 VERSION_TABLE = "alembic_version"
 
 # Alembic's `context` and `op` are process-wide proxies: two threads migrating at once (even different databases)

@@ -153,6 +153,8 @@ sync_audit_logs = sa.Table(
     sa.Column("integrity_issues", sa.Integer),
     sa.Column("gaps_resynced", sa.Integer),
     sa.Column("verification", sa.JSON),  # samples of the keys behind each figure
+    # What a full sync did to the sheet's notes (services.feedback.FeedbackReport; revision 0009); NULL for resyncs.
+    sa.Column("sheet_feedback", sa.JSON),
     sa.Index(None, "started_at"),
     sa.Index(None, "status", "started_at"),
     sa.Index(None, "run_id"),
