@@ -12,6 +12,8 @@ from sync_pipeline.domain.alert_mail import (
     ACK_HINT,
     DEFAULT_NEXT_STEP,
     NEXT_STEPS,
+    OPEN_IN_SHEET,
+    cell_links,
     figures,
     run_link,
 )
@@ -42,6 +44,7 @@ ADAPTIVE_CARD: Final = "application/vnd.microsoft.card.adaptive"
 ADAPTIVE_CARD_SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
 ADAPTIVE_CARD_VERSION: Final = "1.4"  # what Teams renders in Workflows posts
 MAX_ALERTS_SHOWN: Final = 10  # alerts written out in one chat message; older ones of a digest are counted
+SLACK_SECTION_CHARS: Final = 3000  # Slack refuses a section text longer than this
 _SEVERITY_ORDER: Final = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
@@ -100,7 +103,10 @@ def slack_message(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
         ]
         if links:
             text += "\n" + " · ".join(links)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_SECTION_CHARS]}})
+        cells = _slack_cell_links(alert)
+        if cells:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cells}})
     if len(alerts) > MAX_ALERTS_SHOWN:
         blocks.append(_slack_context(f"{len(alerts) - MAX_ALERTS_SHOWN} older alert(s) of this type not repeated"))
     ids = " ".join(str(a.id) for a in alerts)
@@ -108,6 +114,21 @@ def slack_message(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*What to do next:* {next_step}"}})
     blocks.append(_slack_context(ACK_HINT.format(ids=ids)))
     return {"text": title, "blocks": blocks}
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_cell_links(alert: Alert) -> str:
+    """The alert's sheet cells as Slack links, one click each; whole links only, within a section's length."""
+    text = f"*{OPEN_IN_SHEET.capitalize()}:*"
+    for c in cell_links(alert):
+        link = f"\n• <{c.url.replace('|', '%7C').replace('>', '%3E')}|{_slack_escape(c.label)}>"
+        if len(text) + len(link) > SLACK_SECTION_CHARS:
+            break
+        text += link
+    return text if "\n" in text else ""
 
 
 def _slack_context(text: str) -> dict[str, Any]:
@@ -132,6 +153,10 @@ def teams_message(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
         body.append({"type": "TextBlock", "text": f"#{alert.id} {alert.message}", "wrap": True})
         facts = [{"title": line.split(": ", 1)[0], "value": line.split(": ", 1)[1]} for line in _lines(alert)]
         body.append({"type": "FactSet", "facts": facts})
+        cells = cell_links(alert)
+        if cells:  # markdown links in a TextBlock: one per seller, where a card's few actions would not do
+            markdown = ", ".join(f"[{_markdown_label(c.label)}]({c.url.replace(')', '%29')})" for c in cells)
+            body.append({"type": "TextBlock", "text": f"{OPEN_IN_SHEET.capitalize()}: {markdown}", "wrap": True})
         for label, url in (
             ("Open the run", _run_url(alert, ui_base_url, run_ids)),
             ("Open the sheet", _sheet_url(alert)),
@@ -151,6 +176,10 @@ def teams_message(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
     if actions:
         card["actions"] = actions
     return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "content": card}]}
+
+
+def _markdown_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
 def webhook_message(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping[str, str]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The text of alert e-mails (Requirement 3.5): what happened, since when, the figures, what to do next, run links.
 
-One e-mail covers one alert type: a single alert, or a digest of those that waited out the throttle interval.
+One e-mail covers one alert type: a single alert, or a digest of those that waited out the throttle interval. A
+Google sheet's gap and integrity alerts link each quoted seller to its cell (`cell_links`), one click to open it.
 Pure text building; sending is `adapters/mail.py`.
 """
 
@@ -13,14 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync_pipeline.domain.alert_rules import RULE_KEY, utc_text
-from sync_pipeline.domain.alerts import Alert, AlertType, Severity
+from sync_pipeline.domain.alerts import CELL_LINKS, Alert, AlertType, Severity
+from sync_pipeline.domain.sheet import linked_cell
 
 SUBJECT_PREFIX = "[sync_pipeline]"
 SUBJECT_CHARS = 140  # longer subjects are cut by most mail clients anyway
 DIGEST_ALERTS = 30  # alerts written out in full in one e-mail; older ones in a digest are listed by id only
 FIGURE_ITEMS = 20  # list items (seller numbers) quoted per figure; the alert in the database keeps them all
 ACK_HINT = "Acknowledge with `sync-pipeline alerts ack {ids}` or the acknowledge_alerts job in the Dagster UI."
-_SHOWN_APART = frozenset({RULE_KEY, "since", "run_id"})  # bookkeeping, or shown on lines of their own
+_SHOWN_APART = frozenset({RULE_KEY, "since", "run_id", CELL_LINKS})  # bookkeeping, or shown on lines of their own
+OPEN_IN_SHEET = "open in the sheet"
 _SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 NEXT_STEPS: Mapping[str, str] = {
@@ -71,6 +74,35 @@ def figures(alert: Alert) -> list[tuple[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class CellLink:
+    """One seller's cell in the sheet, as an alert links it."""
+
+    seller_number: str
+    url: str
+    cell: str | None  # the A1 reference the link opens, when its URL names one
+
+    @property
+    def label(self) -> str:
+        return f"{self.seller_number} ({self.cell})" if self.cell else self.seller_number
+
+
+def cell_links(alert: Alert) -> list[CellLink]:
+    """The alert's links to sheet cells (its `cell_links` detail), in the order stored, at most FIGURE_ITEMS.
+
+    Only http(s) URLs: the detail is data read back from the database, and a link in an e-mail must not run code.
+    """
+    stored = alert.detail.get(CELL_LINKS)
+    if not isinstance(stored, Mapping):
+        return []
+    links = [
+        CellLink(str(seller), url, linked_cell(url))
+        for seller, url in stored.items()
+        if isinstance(url, str) and url.lower().startswith(("https://", "http://"))
+    ]
+    return links[:FIGURE_ITEMS]
+
+
 def _run_id(alert: Alert, run_ids: Mapping[str, str]) -> str | None:
     run_id = alert.detail.get("run_id")
     if run_id:
@@ -112,6 +144,7 @@ def render_alerts(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
             alert.message,
             "",
             *(f"  {label}: {value}" for label, value in rows),
+            *(f"  {OPEN_IN_SHEET}: {c.seller_number} {c.url}" for c in cell_links(alert)),
             *([f"  sync: {alert.sync_id}"] if alert.sync_id else []),
             *([f"  run in the Dagster UI: {run_link(ui_base_url, run_id)}"] if run_id else []),
             "",
@@ -124,6 +157,10 @@ def render_alerts(alerts: Sequence[Alert], *, ui_base_url: str, run_ids: Mapping
         table = "".join(
             f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in rows
         )
+        cells = cell_links(alert)
+        if cells:
+            anchors = "<br>".join(f'<a href="{html.escape(c.url)}">{html.escape(c.label)}</a>' for c in cells)
+            table += f"<tr><th align='left' valign='top'>{OPEN_IN_SHEET}</th><td>{anchors}</td></tr>"
         parts.append(
             f"<h3>Alert #{alert.id} ({html.escape(alert.severity.value)}, {html.escape(alert.alert_type)})</h3>"
             f"<p>{html.escape(alert.message)}</p><table>{table}"

@@ -28,6 +28,10 @@ class AlertType(enum.StrEnum):
     SLOW_SYNC = "slow_sync"
 
 
+# Detail entry of an alert: seller number -> URL opening its cell (Google sources); e-mails show each as a link.
+CELL_LINKS = "cell_links"
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert as stored in `sync_alerts`."""

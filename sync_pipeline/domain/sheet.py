@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pyarrow as pa
 
+from sync_pipeline.domain.fields import KEY_FIELD
 from sync_pipeline.domain.textcols import TEXT, to_arrow
 
 
@@ -173,9 +175,43 @@ class SheetSnapshot:
     def valid_keys(self) -> frozenset[str]:
         return frozenset(self.valid["seller_number"]) if len(self.valid) else frozenset()
 
+    @property
+    def cell_links(self) -> CellLinks | None:
+        """How to link this sheet's cells (a Google source); None for a file, whose cells no URL opens."""
+        if self.cell_url is None:
+            return None
+        return CellLinks(self.cell_url, self.header.columns.get(KEY_FIELD))
+
+
+@dataclass(frozen=True)
+class CellLinks:
+    """What links a seller to its cell in the sheet, for messages sent away from the sheet (alerts): the sheet's
+    `cell_url` template and the column of the seller number (0-based; None when the header has none)."""
+
+    template: str
+    key_column: int | None = None
+
+    def url(self, cell: str) -> str:
+        return self.template.replace("{cell}", cell)
+
+    def key_cell(self, sheet_row: int) -> str | None:
+        """The A1 reference of the seller-number cell on `sheet_row`."""
+        return None if self.key_column is None else a1(sheet_row, self.key_column)
+
 
 def cell_link(template: str | None, cell: str | None) -> str | None:
     """The link that opens `cell` in the sheet (a `cell_url` template filled in), None without either."""
     if template is None or not cell:
         return None
     return template.replace("{cell}", cell)
+
+
+def linked_cell(url: str) -> str | None:
+    """The A1 reference a cell link opens (its `range` parameter, in the fragment as Google writes it, or the query),
+    so that a link kept without its cell can still be labelled with it; None when the URL names no cell."""
+    parts = urlsplit(url)
+    for params in (parts.fragment, parts.query):
+        found = parse_qs(params).get("range")
+        if found and found[0]:
+            return found[0]
+    return None

@@ -39,7 +39,7 @@ from sync_pipeline.domain.diff import (
 )
 from sync_pipeline.domain.fields import FIELD_BY_NAME, KEY_FIELD
 from sync_pipeline.domain.schema import seller_number_regex
-from sync_pipeline.domain.sheet import a1
+from sync_pipeline.domain.sheet import CellLinks, a1
 
 SAMPLE_SIZE = 20  # seller numbers quoted per figure in the audit row, check metadata and alert messages
 
@@ -174,6 +174,32 @@ def quote_keys(keys: Iterable[str], total: int | None = None) -> str:
     shown = every[:SAMPLE_SIZE]
     more = (len(every) if total is None else total) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def gap_links(v: Verification, keys: Iterable[str], links: CellLinks) -> dict[str, str]:
+    """The link to the seller-number cell of each of `keys` (gaps, valid in the sheet) on its sheet row, for an alert
+    to open in one click; sellers whose row or key column is unknown get none."""
+    found: dict[str, str] = {}
+    for key in keys:
+        row = v.sheet_rows.get(key)
+        cell = links.key_cell(row) if row is not None else None
+        if cell is not None:
+            found[key] = links.url(cell)
+    return found
+
+
+def integrity_links(v: Verification, keys: Iterable[str], links: CellLinks) -> dict[str, str]:
+    """The link to the sheet cell of each of `keys`'s integrity issues: its first issue that names a cell, in the
+    order `as_dict` lists them (by rule, then field), so the link and the audit row's sample point at the same cell."""
+    wanted = set(keys)
+    found: dict[str, str] = {}
+    for issue in sorted(
+        (i for i in v.integrity if i.cell and i.seller_number in wanted),
+        key=lambda i: (i.seller_number, i.rule.value, i.field or ""),
+    ):
+        if issue.cell and issue.seller_number not in found:
+            found[issue.seller_number] = links.url(issue.cell)
+    return {key: found[key] for key in sorted(found)}
 
 
 @dataclass(frozen=True)

@@ -310,7 +310,14 @@ class SyncRun:
         """Compare the database with this sync's sheet snapshot and record it on the audit entry, once (P1, P5)."""
         read = self._require_read()
         verification = verify_snapshot(self.db, read.snapshot, self.settings)
-        record_verification(self.db, self.sync_id, verification, settings=self.settings, raise_alerts=raise_alerts)
+        record_verification(
+            self.db,
+            self.sync_id,
+            verification,
+            settings=self.settings,
+            raise_alerts=raise_alerts,
+            cell_links=read.snapshot.cell_links,
+        )
         self.verification = verification
         return verification
 

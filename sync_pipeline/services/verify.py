@@ -17,12 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipeline.adapters.sheets.base import SheetSource
-from sync_pipeline.domain.alerts import Alert, AlertType, Severity
+from sync_pipeline.domain.alerts import CELL_LINKS, Alert, AlertType, Severity
 from sync_pipeline.domain.audit import ErrorLog
 from sync_pipeline.domain.diff import empty_state
 from sync_pipeline.domain.errors import ErrorCategory
 from sync_pipeline.domain.settings import Settings
-from sync_pipeline.domain.sheet import SheetSnapshot
+from sync_pipeline.domain.sheet import CellLinks, SheetSnapshot
 from sync_pipeline.domain.verification import (
     SAMPLE_SIZE,
     SHEET_COLUMNS,
@@ -31,6 +31,8 @@ from sync_pipeline.domain.verification import (
     Verification,
     differing_keys,
     empty_missing_frame,
+    gap_links,
+    integrity_links,
     match_hashes,
     quote_keys,
     sample,
@@ -105,11 +107,14 @@ def record_verification(
     *,
     settings: Settings,
     raise_alerts: bool = True,
+    cell_links: CellLinks | None = None,
 ) -> RecordedVerification:
     """Write the verification of sync `sync_id` to the audit log, log each gap and issue, raise alerts; one transaction.
 
     Raises AlreadyVerifiedError when the sync already has a verification (Property 1). `raise_alerts=False` is for
     a resync's own verification: the resync raises the one alert that matters (what it could not repair).
+    `cell_links` (the snapshot's, a Google source) lets the gap and integrity alerts carry a `cell_links` detail,
+    seller number -> URL of its cell for the sellers they quote, so that the e-mail opens each cell in one click.
     """
     v = verification
     now = db.clock.now()
@@ -131,7 +136,7 @@ def record_verification(
         )
         db.audit.log_errors(conn, sync_id, _error_logs(v), now)
         if raise_alerts:
-            alerts = _raise_alerts(conn, sync_id, v, settings, now)
+            alerts = _raise_alerts(conn, sync_id, v, settings, now, cell_links)
     log.info(
         "verification of sync %s: %s (sheet %d valid, database %d matched, %d gaps, %d stale, %d kept conflicts, "
         "%d orphans, %d integrity issues) in %.3fs",
@@ -190,7 +195,12 @@ def _row(sheet_row: int | None) -> str:
 
 
 def _raise_alerts(
-    conn: sa.Connection, sync_id: str, v: Verification, settings: Settings, now: dt.datetime
+    conn: sa.Connection,
+    sync_id: str,
+    v: Verification,
+    settings: Settings,
+    now: dt.datetime,
+    cell_links: CellLinks | None = None,
 ) -> list[Alert]:
     alerts: list[Alert] = []
     if len(v.gaps) > settings.gap_threshold:  # Requirement 3.2
@@ -209,7 +219,12 @@ def _raise_alerts(
                 ),
                 now=now,
                 sync_id=sync_id,
-                detail={"gaps_found": len(v.gaps), "gap_threshold": settings.gap_threshold, "seller_numbers": keys},
+                detail={
+                    "gaps_found": len(v.gaps),
+                    "gap_threshold": settings.gap_threshold,
+                    "seller_numbers": keys,
+                    **_links_detail(gap_links(v, keys, cell_links) if cell_links else {}),
+                },
             )
         )
     if v.integrity:  # Property 36
@@ -226,10 +241,20 @@ def _raise_alerts(
                 f"`sync-pipeline audit --seller NUMBER`.",
                 now=now,
                 sync_id=sync_id,
-                detail={"integrity_issues": len(v.integrity), "by_rule": by_rule, "seller_numbers": keys},
+                detail={
+                    "integrity_issues": len(v.integrity),
+                    "by_rule": by_rule,
+                    "seller_numbers": keys,
+                    **_links_detail(integrity_links(v, keys, cell_links) if cell_links else {}),
+                },
             )
         )
     return alerts
+
+
+def _links_detail(links: dict[str, str]) -> dict[str, Any]:
+    """The `cell_links` detail entry, left out when there is nothing to link (a file source, no located cell)."""
+    return {CELL_LINKS: links} if links else {}
 
 
 def verify_source(db: Database, source: SheetSource) -> dict[str, Any]:
