@@ -35,9 +35,43 @@ DEFAULT_DRIVE_PAGE_SIZE = 100  # Drive's default pageSize for files.list
 SERVE_POLL_SECONDS = 0.05  # how quickly serve_forever notices shutdown; keeps fixture teardown fast
 FIXED_TIME = "2026-01-05T09:00:00.000Z"  # createdTime / modifiedTime of every emulated file: tests need no clock
 
-PathKind = Literal["token", "metadata", "values", "batch_get", "drive_files", "drive_file", "unknown"]
+PathKind = Literal[
+    "token", "metadata", "grid_data", "values", "batch_get", "batch_update", "drive_files", "drive_file", "unknown"
+]
 FaultAction = Literal["status", "slow", "drop", "garbage", "truncate", "partial"]
-FAULT_KINDS = frozenset({"token", "metadata", "values", "batch_get", "drive_files", "drive_file"})
+FAULT_KINDS = frozenset(
+    {"token", "metadata", "grid_data", "values", "batch_get", "batch_update", "drive_files", "drive_file"}
+)
+# Scopes that allow spreadsheets.batchUpdate; spreadsheets.readonly (and drive.readonly) only read.
+WRITE_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/spreadsheets",
+        "https://www.googleapis.com/auth/drive",
+        "https://www.googleapis.com/auth/drive.file",
+    }
+)
+# The batchUpdate request kinds Google knows; only updateCells of the `note` field is emulated.
+_KNOWN_REQUESTS = frozenset(
+    {
+        "updateCells",
+        "repeatCell",
+        "updateSheetProperties",
+        "addSheet",
+        "deleteSheet",
+        "insertDimension",
+        "deleteDimension",
+        "appendCells",
+        "mergeCells",
+        "addConditionalFormatRule",
+        "setDataValidation",
+        "updateBorders",
+        "autoResizeDimensions",
+        "sortRange",
+        "findReplace",
+        "pasteData",
+        "copyPaste",
+    }
+)
 
 # Google's canonical error statuses, used in the JSON error bodies.
 _STATUS_NAMES = {
@@ -100,6 +134,7 @@ class _Worksheet:
     rows: list[list[str]]
     row_count: int
     column_count: int
+    notes: dict[tuple[int, int], str] = field(default_factory=dict)  # (1-based row, 1-based column) -> note
 
 
 @dataclass
@@ -108,6 +143,16 @@ class _Spreadsheet:
     title: str
     worksheets: list[_Worksheet]
     shared: bool
+    editable: bool = True  # False: shared with the service account as a Viewer
+
+
+@dataclass(frozen=True)
+class ReceivedBatchUpdate:
+    """One spreadsheets.batchUpdate body as received, and whether it was applied (a refused one changes nothing)."""
+
+    key: str
+    body: Mapping[str, Any]
+    applied: bool
 
 
 @dataclass(frozen=True)
@@ -174,8 +219,148 @@ def _trim(rows: list[list[str]]) -> list[list[str]]:
     return trimmed
 
 
+def _cell(a1: str) -> tuple[int, int]:
+    """An A1 reference of one cell → (1-based row, 1-based column)."""
+    match = re.fullmatch(r"([A-Za-z]+)([1-9][0-9]*)", a1.strip())
+    if match is None:
+        raise ValueError(f"not an A1 reference of one cell: {a1!r}")
+    return int(match.group(2)), _column_number(match.group(1))
+
+
 class _RangeError(ValueError):
     pass
+
+
+class _MaskError(ValueError):
+    pass
+
+
+Mask = dict[str, "Mask | None"]  # a field name -> the mask of its members (None: all of them)
+
+
+def _parse_mask(text: str) -> Mask:
+    """Google's field-mask syntax: comma lists, paths with `.` or `/` (gspread sends both), nested `a(b,c(d))`."""
+    pos = 0
+
+    def parse_list() -> Mask:
+        nonlocal pos
+        tree: Mask = {}
+        while True:
+            match = re.compile(r"[^,()]*").match(text, pos)
+            assert match is not None
+            path = match.group(0)
+            pos = match.end()
+            if not path or not re.fullmatch(r"[A-Za-z_*][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*", path):
+                raise _MaskError(f"Error expanding 'fields' parameter. Cannot find matching fields for path '{path}'.")
+            sub: Mask | None = None
+            if pos < len(text) and text[pos] == "(":
+                pos += 1
+                sub = parse_list()
+                if pos >= len(text) or text[pos] != ")":
+                    raise _MaskError("Error expanding 'fields' parameter: unbalanced parentheses.")
+                pos += 1
+            _merge(tree, re.split(r"[./]", path), sub)
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                continue
+            return tree
+
+    tree = parse_list()
+    if pos != len(text):
+        raise _MaskError(f"Error expanding 'fields' parameter: unexpected {text[pos]!r} at {pos}.")
+    return tree
+
+
+def _merge(tree: Mask, parts: list[str], sub: Mask | None) -> None:
+    node = tree
+    for part in parts[:-1]:
+        if part in node and node[part] is None:
+            return  # already all of it
+        child = node.setdefault(part, {})
+        assert child is not None
+        node = child
+    last = parts[-1]
+    if sub is None or (last in node and node[last] is None):
+        node[last] = None
+    else:
+        existing = node.get(last) or {}
+        for name, inner in sub.items():
+            _merge(existing, [name], inner)
+        node[last] = existing
+
+
+def _masked(value: Any, mask: Mask | None) -> Any:
+    """The members of `value` the mask selects, in the answer's own order (list items left empty stay `{}`)."""
+    if mask is None or "*" in mask:
+        return value
+    if isinstance(value, list):
+        return [_masked(item, mask) for item in value]
+    if isinstance(value, dict):
+        return {k: _masked(v, mask[k]) for k, v in value.items() if k in mask}
+    return value
+
+
+def _grid_data(ws: _Worksheet, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    """One GridData as Google answers it: 0-based start row/column (left out when 0), rows up to the last one with a
+    value or a note, each row's cells up to its last with either; a cell without both is `{}`."""
+    r1, c1, r2, c2 = window
+    last_row = max([len(ws.rows), *(r for r, _ in ws.notes)], default=0)
+    rows: list[dict[str, Any]] = []
+    for r in range(r1, min(r2, last_row) + 1):
+        text = ws.rows[r - 1] if r <= len(ws.rows) else []
+        cells: list[dict[str, Any]] = []
+        for c in range(c1, c2 + 1):
+            cell: dict[str, Any] = {}
+            value = text[c - 1] if c <= len(text) else ""
+            if value:
+                cell["formattedValue"] = value
+            note = ws.notes.get((r, c))
+            if note:
+                cell["note"] = note
+            cells.append(cell)
+        while cells and not cells[-1]:
+            cells.pop()
+        rows.append({"values": cells} if cells else {})
+    while rows and not rows[-1]:
+        rows.pop()
+    data: dict[str, Any] = {}
+    if r1 > 1:
+        data["startRow"] = r1 - 1
+    if c1 > 1:
+        data["startColumn"] = c1 - 1
+    if rows:
+        data["rowData"] = rows
+    return data
+
+
+def _trim_grid(data: dict[str, Any]) -> None:
+    """Drop the trailing empty cells of each row and the trailing empty rows, as Google does once the mask has
+    emptied them (gspread's get_notes: "as tall as the last row with a note, each row as long as its last note")."""
+    rows = data.get("rowData")
+    if rows is None:
+        return
+    for row in rows:
+        values = row.get("values")
+        if values is None:
+            continue
+        while values and not values[-1]:
+            values.pop()
+        if not values:
+            del row["values"]
+    while rows and not rows[-1]:
+        rows.pop()
+    if not rows:
+        del data["rowData"]
+
+
+def _wants_grid(mask: Mask) -> bool:
+    """Whether a mask selects the sheets' grid data (Google ignores includeGridData once a mask is given)."""
+    if "*" in mask:
+        return True
+    if "sheets" not in mask:
+        return False
+    sheets = mask["sheets"]
+    return sheets is None or "*" in sheets or "data" in sheets
 
 
 class SheetsEmulator:
@@ -183,7 +368,11 @@ class SheetsEmulator:
 
     Use as a context manager (`with SheetsEmulator() as emulator:`). Set the data with `add_spreadsheet`, make
     requests fail with `fail_next`, `slow`, `drop_connection`, `garbage`, `truncate` and `partial` (queued per path
-    kind: token, metadata, values, batch_get, drive_files, drive_file), and read `requests` to count calls.
+    kind: token, metadata, grid_data, values, batch_get, batch_update, drive_files, drive_file), and read `requests`
+    to count calls. Cell notes: seed them with `add_spreadsheet(notes=…)`, edit as a person would with `set_note` /
+    `set_cell`, read them with `notes`; a `spreadsheets.get` whose field mask names `sheets.data` answers grid data
+    (notes, formattedValue) and `spreadsheets.batchUpdate` applies updateCells of notes — only with a token of the
+    `spreadsheets` scope and on a sheet not shared read-only (`editable=False`), as Google does.
     """
 
     def __init__(self) -> None:
@@ -192,7 +381,8 @@ class SheetsEmulator:
         self._spreadsheets: dict[str, _Spreadsheet] = {}
         self._faults: dict[str, collections.deque[_Fault]] = collections.defaultdict(collections.deque)
         self._requests: list[RecordedRequest] = []
-        self._tokens: set[str] = set()
+        self._tokens: dict[str, frozenset[str]] = {}  # access token -> the scopes it was granted
+        self._batch_updates: list[ReceivedBatchUpdate] = []
         self._trusted_keys: dict[str, rsa.RSAPublicKey] = {}
         self.token_claims: list[dict[str, Any]] = []  # the JWT claims of every granted token request
         self._server: _Server | None = None
@@ -250,12 +440,16 @@ class SheetsEmulator:
         worksheets: Mapping[str, Sequence[Sequence[str]]],
         *,
         shared: bool = True,
+        editable: bool = True,
         grid: Mapping[str, tuple[int, int]] | None = None,
+        notes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """A spreadsheet whose worksheets (in order) hold the given displayed cell text.
 
-        `shared=False` makes it exist but answer 403, as for a sheet not shared with the service account.
+        `shared=False` makes it exist but answer 403, as for a sheet not shared with the service account;
+        `editable=False` shares it as a Viewer: reads work, a batchUpdate answers 403.
         `grid` gives (rowCount, columnCount) per worksheet; by default 1000 x 26 or the data's size if larger.
+        `notes` gives each worksheet's cell notes by A1 reference, as people wrote them.
         """
         sheets = []
         for index, (ws_title, rows) in enumerate(worksheets.items()):
@@ -268,13 +462,48 @@ class SheetsEmulator:
                 raise ValueError(f"grid {rows_n}x{cols_n} of {ws_title!r} is smaller than its data")
             # Like Google, the first worksheet has gid 0 and the others large stable ids.
             sheet_id = 0 if index == 0 else zlib.crc32(f"{key}/{ws_title}".encode()) % 2_000_000_000
-            sheets.append(_Worksheet(sheet_id, ws_title, data, rows_n, cols_n))
+            seeded = {_cell(a1): text for a1, text in (notes or {}).get(ws_title, {}).items() if text}
+            sheets.append(_Worksheet(sheet_id, ws_title, data, rows_n, cols_n, seeded))
         with self._lock:
-            self._spreadsheets[key] = _Spreadsheet(key, title, sheets, shared)
+            self._spreadsheets[key] = _Spreadsheet(key, title, sheets, shared, editable)
 
     def sheet_id(self, key: str, worksheet: str) -> int:
         with self._lock:
             return next(ws.sheet_id for ws in self._spreadsheets[key].worksheets if ws.title == worksheet)
+
+    def notes(self, key: str, worksheet: str) -> dict[str, str]:
+        """The worksheet's notes now, by A1 reference (cells without a note left out)."""
+        with self._lock:
+            ws = self._worksheet(key, worksheet)
+            return {f"{_column_letters(c)}{r}": text for (r, c), text in sorted(ws.notes.items())}
+
+    def set_note(self, key: str, worksheet: str, a1: str, text: str) -> None:
+        """A person edits a cell's note in the browser ("" removes it)."""
+        with self._lock:
+            ws = self._worksheet(key, worksheet)
+            if text:
+                ws.notes[_cell(a1)] = text
+            else:
+                ws.notes.pop(_cell(a1), None)
+
+    def set_cell(self, key: str, worksheet: str, a1: str, text: str) -> None:
+        """A person edits a cell's text in the browser (its note stays)."""
+        row, col = _cell(a1)
+        with self._lock:
+            ws = self._worksheet(key, worksheet)
+            while len(ws.rows) < row:
+                ws.rows.append([])
+            cells = ws.rows[row - 1]
+            cells.extend([""] * (col - len(cells)))
+            cells[col - 1] = text
+
+    def batch_updates(self, key: str, *, applied_only: bool = True) -> list[Mapping[str, Any]]:
+        """The batchUpdate bodies received for a spreadsheet, in order (by default only those applied)."""
+        with self._lock:
+            return [b.body for b in self._batch_updates if b.key == key and (b.applied or not applied_only)]
+
+    def _worksheet(self, key: str, title: str) -> _Worksheet:
+        return next(ws for ws in self._spreadsheets[key].worksheets if ws.title == title)
 
     def trust_service_account(self, client_email: str, public_key_pem: bytes) -> None:
         """Check the signature of JWT grants from this account (without it, any well-formed grant is accepted)."""
@@ -327,12 +556,21 @@ class SheetsEmulator:
         """The next `times` values answers cover only the first half of the grid's rows (a well-formed short read)."""
         self._queue(kind, _Fault("partial"), times)
 
+    def clear_faults(self, kind: str | None = None) -> None:
+        """Drop the queued faults (of one path kind, or all) that no request has taken yet."""
+        with self._lock:
+            if kind is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(kind, None)
+
     def reset(self) -> None:
         """Forget queued faults, the request log and issued tokens; keep the spreadsheets."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
             self._tokens.clear()
+            self._batch_updates.clear()
             self.token_claims.clear()
 
     # --- inspection ------------------------------------------------------------------------------------------
@@ -361,10 +599,14 @@ class SheetsEmulator:
             self._requests.append(request)
 
     def _is_authorized(self, header: str | None) -> bool:
+        return self._scopes_of(header) is not None
+
+    def _scopes_of(self, header: str | None) -> frozenset[str] | None:
+        """The scopes of the request's access token; None when it carries no token this emulator granted."""
         if not header or not header.startswith("Bearer "):
-            return False
+            return None
         with self._lock:
-            return header.removeprefix("Bearer ").strip() in self._tokens
+            return self._tokens.get(header.removeprefix("Bearer ").strip())
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
@@ -403,7 +645,7 @@ class SheetsEmulator:
                 return _oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
         token = "ya29.emulated-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens.add(token)
+            self._tokens[token] = frozenset(str(claims["scope"]).split())
             self.token_claims.append(claims)
         return _json_answer(200, {"access_token": token, "expires_in": TOKEN_LIFETIME_SECONDS, "token_type": "Bearer"})
 
@@ -417,31 +659,138 @@ class SheetsEmulator:
         return spreadsheet
 
     def _metadata(self, key: str, query: Mapping[str, list[str]]) -> _Answer:
+        """spreadsheets.get: the properties of every worksheet; with a field mask naming `sheets.data` (or
+        includeGridData=true and no mask) also their grid data — cells' formattedValue and note — for the `ranges`
+        asked (each range one GridData; without ranges, each worksheet whole). The mask then filters the answer."""
         found = self._spreadsheet(key)
         if isinstance(found, _Answer):
             return found
-        if query.get("includeGridData", ["false"])[0].lower() == "true":
-            return _google_error(400, "includeGridData=true is not emulated: read values with values.get")
-        return _json_answer(
-            200,
-            {
-                "spreadsheetId": key,
-                "properties": {"title": found.title, "locale": "ja_JP", "timeZone": "Asia/Tokyo"},
-                "sheets": [
-                    {
-                        "properties": {
-                            "sheetId": ws.sheet_id,
-                            "title": ws.title,
-                            "index": index,
-                            "sheetType": "GRID",
-                            "gridProperties": {"rowCount": ws.row_count, "columnCount": ws.column_count},
-                        }
+        fields = query.get("fields", [""])[0]
+        try:
+            mask = _parse_mask(fields) if fields else None
+        except _MaskError as exc:
+            return _google_error(400, str(exc))
+        grid = _wants_grid(mask) if mask is not None else query.get("includeGridData", ["false"])[0].lower() == "true"
+        windows: dict[int, list[tuple[int, int, int, int]]] = {}
+        try:
+            for a1_range in query.get("ranges", []):
+                worksheet, window = self._resolve_range(found, a1_range)
+                windows.setdefault(worksheet.sheet_id, []).append(window)
+        except _RangeError as exc:
+            return _google_error(400, str(exc))
+        sheets = []
+        with self._lock:
+            for index, ws in enumerate(found.worksheets):
+                if windows and ws.sheet_id not in windows:
+                    continue  # Google answers only the sheets the ranges name
+                entry: dict[str, Any] = {
+                    "properties": {
+                        "sheetId": ws.sheet_id,
+                        "title": ws.title,
+                        "index": index,
+                        "sheetType": "GRID",
+                        "gridProperties": {"rowCount": ws.row_count, "columnCount": ws.column_count},
                     }
-                    for index, ws in enumerate(found.worksheets)
-                ],
-                "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{key}/edit",
-            },
-        )
+                }
+                if grid:
+                    whole = [(1, 1, ws.row_count, ws.column_count)]
+                    entry["data"] = [_grid_data(ws, window) for window in windows.get(ws.sheet_id, whole)]
+                sheets.append(entry)
+        answer = {
+            "spreadsheetId": key,
+            "properties": {"title": found.title, "locale": "ja_JP", "timeZone": "Asia/Tokyo"},
+            "sheets": sheets,
+            "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{key}/edit",
+        }
+        masked = _masked(answer, mask)
+        for sheet in masked.get("sheets") or []:  # Google trims the grid after masking: cells, then rows
+            for data in sheet.get("data") or []:
+                _trim_grid(data)
+        return _json_answer(200, masked)
+
+    def _batch_update(self, key: str, body: bytes, scopes: frozenset[str]) -> _Answer:
+        """spreadsheets.batchUpdate, recorded whether applied or refused."""
+        answer, parsed = self._batch_update_answer(key, body, scopes)
+        with self._lock:
+            self._batch_updates.append(ReceivedBatchUpdate(key, parsed, applied=answer.status == 200))
+        return answer
+
+    def _batch_update_answer(self, key: str, body: bytes, scopes: frozenset[str]) -> tuple[_Answer, Mapping[str, Any]]:
+        """Every request checked first, then all applied under the lock or none (batchUpdate is atomic). Only
+        updateCells of the `note` field is emulated; other known request kinds answer 400 "not emulated"."""
+        try:
+            parsed = json.loads(body or b"{}")
+        except ValueError:
+            return _google_error(400, "Invalid JSON payload received."), {}
+        found = self._spreadsheet(key)
+        if isinstance(found, _Answer):
+            return found, parsed
+        if not scopes & WRITE_SCOPES:
+            return _google_error(403, "Request had insufficient authentication scopes."), parsed
+        if not found.editable:
+            return _google_error(403), parsed
+        requests = parsed.get("requests") if isinstance(parsed, dict) else None
+        if not isinstance(requests, list):
+            return _google_error(400, "Invalid JSON payload received. 'requests' must be a list."), parsed
+        planned: list[tuple[_Worksheet, tuple[int, int], str]] = []
+        for i, request in enumerate(requests):
+            try:
+                planned += self._note_cells(found, i, request)
+            except _RangeError as exc:
+                return _google_error(400, str(exc)), parsed
+        with self._lock:
+            for ws, cell, note in planned:
+                if note:
+                    ws.notes[cell] = note
+                else:
+                    ws.notes.pop(cell, None)
+        return _json_answer(200, {"spreadsheetId": key, "replies": [{} for _ in requests]}), parsed
+
+    @staticmethod
+    def _note_cells(spreadsheet: _Spreadsheet, i: int, request: Any) -> list[tuple[_Worksheet, tuple[int, int], str]]:
+        """The (worksheet, cell, note) an updateCells request sets; a range's cells its rows leave out are cleared,
+        as Google clears the `fields` of a range's uncovered cells."""
+        if not isinstance(request, dict) or len(request) != 1:
+            raise _RangeError(f"Invalid requests[{i}]: a request must hold exactly one kind")
+        ((kind, spec),) = request.items()
+        if kind not in _KNOWN_REQUESTS:
+            raise _RangeError(
+                f"Invalid JSON payload received. Unknown name \"{kind}\" at 'requests[{i}]': Cannot find field."
+            )
+        if kind != "updateCells":
+            raise _RangeError(f"requests[{i}].{kind} is not emulated (only updateCells of notes)")
+        if spec.get("fields") != "note":
+            raise _RangeError(f"requests[{i}].updateCells with fields {spec.get('fields')!r} is not emulated")
+        by_id = {ws.sheet_id: ws for ws in spreadsheet.worksheets}
+        where = spec.get("range") or spec.get("start")
+        if not isinstance(where, dict):
+            raise _RangeError(f"Invalid requests[{i}].updateCells: one of range or start is required")
+        ws = by_id.get(where.get("sheetId", 0))
+        if ws is None:
+            raise _RangeError(f"Invalid requests[{i}].updateCells: No grid with id: {where.get('sheetId', 0)}")
+        rows = spec.get("rows") or []
+        if "range" in spec:
+            r0, r1 = where.get("startRowIndex", 0), where.get("endRowIndex", ws.row_count)
+            c0, c1 = where.get("startColumnIndex", 0), where.get("endColumnIndex", ws.column_count)
+        else:
+            r0, c0 = where.get("rowIndex", 0), where.get("columnIndex", 0)
+            r1 = r0 + len(rows)
+            c1 = c0 + max((len(row.get("values") or []) for row in rows), default=0)
+        if not (0 <= r0 <= r1 <= ws.row_count and 0 <= c0 <= c1 <= ws.column_count):
+            raise _RangeError(
+                f"Invalid requests[{i}].updateCells: the range is outside the grid of {ws.title!r} "
+                f"({ws.row_count} rows, {ws.column_count} columns)"
+            )
+        if len(rows) > r1 - r0 or any(len(row.get("values") or []) > c1 - c0 for row in rows):
+            raise _RangeError(f"Invalid requests[{i}].updateCells: Attempting to write beyond the range")
+        cells = []
+        for r in range(r0, r1):
+            values = (rows[r - r0].get("values") or []) if r - r0 < len(rows) else []
+            for c in range(c0, c1):
+                data = values[c - c0] if c - c0 < len(values) else {}
+                note = data.get("note", "") if isinstance(data, dict) else ""
+                cells.append((ws, (r + 1, c + 1), str(note)))
+        return cells
 
     def _value_range(
         self, spreadsheet: _Spreadsheet, a1_range: str, query: Mapping[str, list[str]], partial: bool = False
@@ -573,12 +922,26 @@ class SheetsEmulator:
         return found if isinstance(found, _Answer) else _json_answer(200, self._drive_file(found))
 
 
-def _classify(method: str, segments: list[str]) -> PathKind:
+def _classify(method: str, segments: list[str], query: Mapping[str, list[str]]) -> PathKind:
     if method == "POST" and segments == ["token"]:
         return "token"
+    if (
+        method == "POST"
+        and len(segments) == 3
+        and segments[:2] == ["v4", "spreadsheets"]
+        and segments[2].endswith(":batchUpdate")
+    ):
+        return "batch_update"
     if method == "GET" and segments[:2] == ["v4", "spreadsheets"]:
         if len(segments) == 3:
-            return "metadata"
+            fields = query.get("fields", [""])[0]
+            try:
+                grid = _wants_grid(_parse_mask(fields)) if fields else None
+            except _MaskError:
+                grid = False
+            if grid is None:
+                grid = query.get("includeGridData", ["false"])[0].lower() == "true"
+            return "grid_data" if grid else "metadata"
         if len(segments) == 4 and segments[3] == "values:batchGet":
             return "batch_get"
         if len(segments) == 5 and segments[3] == "values":
@@ -630,7 +993,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(split.query, keep_blank_values=True)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        kind = _classify(method, segments)
+        kind = _classify(method, segments, query)
         fault = emulator._take_fault(kind)
         record = RecordedRequest(
             method=method,
@@ -675,6 +1038,12 @@ class _Handler(BaseHTTPRequestHandler):
             return _google_error(401)
         handlers: dict[str, Callable[[], _Answer]] = {
             "metadata": lambda: emulator._metadata(segments[2], query),
+            "grid_data": lambda: emulator._metadata(segments[2], query),
+            "batch_update": lambda: emulator._batch_update(
+                segments[2].removesuffix(":batchUpdate"),
+                body,
+                emulator._scopes_of(self.headers.get("Authorization")) or frozenset(),
+            ),
             "values": lambda: emulator._values(
                 segments[2], segments[4], query, partial=fault is not None and fault.action == "partial"
             ),
