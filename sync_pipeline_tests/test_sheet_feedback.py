@@ -346,3 +346,40 @@ def test_notes_go_to_google_sources_also_behind_a_contract_and_never_to_files(
     assert feedback_off(on, wrapped) is None
     report = feedback_off(on, csv)
     assert report is not None and report.status == "off" and "not a Google sheet" in (report.reason or "")
+
+
+def test_a_dry_run_verify_and_a_resync_never_touch_the_notes_and_read_only(
+    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+) -> None:
+    from sync_pipeline.services.dry_run import preview
+    from sync_pipeline.services.resync import resync_from_source
+    from sync_pipeline.services.verify import verify_source
+
+    key = _spreadsheet(emulator)
+    _feedback_on(sqlite_db)
+
+    preview(sqlite_db, _source(emulator, account, key))
+    verify_source(sqlite_db, _source(emulator, account, key))
+    resync = resync_from_source(sqlite_db, _source(emulator, account, key), ["AA00001"], trigger="test")
+
+    assert resync.summary is not None and resync.summary.sheet_feedback is None
+    assert (_writes(emulator, key), _notes_reads(emulator, key)) == (0, 0)
+    assert all(claims["scope"] == READ_ONLY_SCOPE for claims in emulator.token_claims[-3:])
+    assert emulator.notes(key, WORKSHEET) == PEOPLE
+
+
+def test_a_rate_limited_write_is_retried_within_the_read_bounds_and_logged(
+    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+) -> None:
+    key = _spreadsheet(emulator)
+    _feedback_on(sqlite_db)
+    emulator.fail_next("batch_update", 429, retry_after=0)
+
+    summary = _sync(sqlite_db, emulator, account, key)
+
+    assert summary["sheet_feedback"]["status"] == "written" and summary["sheet_feedback"]["notes_written"] == 3
+    assert _writes(emulator, key) == 2 and len(emulator.batch_updates(key)) == 1
+    with sqlite_db.engine.connect() as conn:
+        errors = sqlite_db.audit.errors(conn, summary["sync_id"])
+    retries = [e for e in errors if e["rule"] == "recovery:sheet_retry"]
+    assert len(retries) == 1 and "write notes into" in retries[0]["message"] and "HTTP 429" in retries[0]["message"]
