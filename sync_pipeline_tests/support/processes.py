@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,11 +24,25 @@ PR_SET_PDEATHSIG = 1  # Linux prctl option: signal this process when its parent 
 STOP_SECONDS = 30  # how long a stopped group gets to exit on SIGTERM before SIGKILL
 
 
+# Ports handed to servers the tests start come from below the kernel's ephemeral range (32768-60999 on Linux):
+# a port taken from that range (bind to 0) can be taken again, before our server binds it, by anything else that
+# asks the kernel for a free port meanwhile — `dagster code-server start` does exactly that for the gRPC server it
+# spawns, which once answered the admin webserver's port with HTTP/2 frames (BadStatusLine).
+PORT_RANGE = (20_000, 32_000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, outside the kernel's ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(*PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE} after 200 tries")
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:

@@ -7,7 +7,6 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,10 +58,10 @@ class Inbox:
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (until a test starts a server there)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on (until a test starts a server there): `processes.free_port`."""
+    from sync_pipeline_tests.support.processes import free_port as outside_ephemeral_range
+
+    return outside_ephemeral_range()
 
 
 def smtp_settings(port: int) -> SmtpSettings:
