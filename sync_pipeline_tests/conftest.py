@@ -1,4 +1,6 @@
-"""Shared fixtures: a fresh, migrated database per test on SQLite and on the real Postgres, and Hypothesis profiles."""
+"""Shared fixtures: a fresh, migrated database per test on SQLite and on the real Postgres, Hypothesis profiles, and
+the Sheets API emulator with a trusted service account (per module; a module that seeds its own overrides
+`emulator`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from hypothesis import HealthCheck, settings
 
 from sync_pipeline.adapters.store.engine import make_engine
 from sync_pipeline.adapters.store.migrations import upgrade
+from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 
 settings.register_profile(
     "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
@@ -100,3 +104,18 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[SheetsEmulator]:
+    """A Sheets API emulator on 127.0.0.1 for the module's tests (each test adds the spreadsheets it needs)."""
+    with SheetsEmulator() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def service_account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
+    """A service-account key file whose token_uri is the emulator's; the emulator checks its JWT grants' signature."""
+    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
+    emulator.trust_service_account(key.client_email, key.public_key_pem)
+    return key

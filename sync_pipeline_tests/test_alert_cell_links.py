@@ -27,7 +27,7 @@ from sync_pipeline.services.alerts import list_alerts
 from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline_tests.support import tamper
-from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.service_account import ServiceAccountKey
 from sync_pipeline_tests.support.sheets import HEADER, seller_row, sheet
 from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 from sync_pipeline_tests.support.smtp import free_port, smtp_server, smtp_settings
@@ -44,19 +44,6 @@ PROPERTY_COLUMN = HEADER.index("物件所在地")
 
 def row_of(key: str) -> int:
     return KEYS.index(key) + 2  # header on row 1
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[SheetsEmulator]:
-    with SheetsEmulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def service_account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-    emulator.trust_service_account(key.client_email, key.public_key_pem)
-    return key
 
 
 @pytest.fixture

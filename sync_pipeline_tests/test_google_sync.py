@@ -32,7 +32,7 @@ from sync_pipeline.services.database import Database, open_database
 from sync_pipeline.services.resync import sync_verify_repair
 from sync_pipeline_tests.support.cli import DOCUMENTED_KEYS, PHASES, parse_json_stdout, run_cli
 from sync_pipeline_tests.support.sample_sheet import generate_rows
-from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.service_account import ServiceAccountKey
 from sync_pipeline_tests.support.sheets import HEADER, seller_row
 from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 
@@ -56,13 +56,6 @@ def emulator() -> Iterator[SheetsEmulator]:
     with SheetsEmulator() as running:
         running.add_spreadsheet(KEY, "売主管理", {WORKSHEET: SHEET})
         yield running
-
-
-@pytest.fixture(scope="module")
-def service_account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-    emulator.trust_service_account(key.client_email, key.public_key_pem)  # the JWT grant's signature is checked
-    return key
 
 
 @pytest.fixture(autouse=True)

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from sync_pipeline.adapters.retry import DEFAULT_MAX_RETRIES
 from sync_pipeline.adapters.sheets.base import RetryEvent, SheetSource
-from sync_pipeline.adapters.sheets.gsheet import (
+from sync_pipeline.adapters.sheets.gsheet import GoogleSheetSource
+from sync_pipeline.adapters.sheets.gsheet_setup import (
     GOOGLE_CREDENTIALS_ENV,
     SERVICE_ACCOUNT_FILE_ENV,
     SHEETS_API_URL_ENV,
-    GoogleSheetSource,
 )
 from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
 from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
@@ -53,13 +53,6 @@ def emulator() -> Iterator[SheetsEmulator]:
         running.add_spreadsheet(KEY, "売主管理", {"Sellers": SELLERS, "Archive": ARCHIVE})
         running.add_spreadsheet("notShared", "Someone else's", {"Sheet1": [["x"]]}, shared=False)
         yield running
-
-
-@pytest.fixture(scope="module")
-def service_account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-    emulator.trust_service_account(key.client_email, key.public_key_pem)  # so the JWT grant's signature is checked
-    return key
 
 
 @pytest.fixture(autouse=True)

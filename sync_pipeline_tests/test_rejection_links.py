@@ -7,10 +7,7 @@ source gets no link. Does not touch Google, nor the notes written back into a sh
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sync_pipeline.adapters.sheets.gsheet import GoogleSheetSource
 from sync_pipeline.defs.results import _failure_table
@@ -19,7 +16,7 @@ from sync_pipeline.services.database import open_database
 from sync_pipeline.services.rejections import sync_rejections
 from sync_pipeline.services.report import sync_summary
 from sync_pipeline.services.resync import sync_verify_repair
-from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.service_account import ServiceAccountKey
 from sync_pipeline_tests.support.sheets import HEADER, seller_row, sheet
 from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 
@@ -36,19 +33,6 @@ ROWS = [
     seller_row("AA00008", inquiry_date="2025/13/40"),  # I9
 ]
 CELLS = {"B5", "A7", "I9"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[SheetsEmulator]:
-    with SheetsEmulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def service_account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-    emulator.trust_service_account(key.client_email, key.public_key_pem)
-    return key
 
 
 def _google_source(emulator: SheetsEmulator, account: ServiceAccountKey) -> tuple[GoogleSheetSource, str, int]:

@@ -14,7 +14,6 @@ The planner's own properties over random sheets are in test_sheet_feedback_prope
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from sync_pipeline.services.report import sync_summary
 from sync_pipeline.services.resync import VerifiedSync, sync_verify_repair
 from sync_pipeline.services.settings import update_settings
 from sync_pipeline_tests.support.cli import parse_json_stdout, run_cli
-from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.service_account import ServiceAccountKey
 from sync_pipeline_tests.support.sheets import HEADER, seller_row
 from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 
@@ -51,19 +50,6 @@ ROWS = [
 PEOPLE = {"C3": "電話は午後のみ（田中）", "I9": "反響日は本人に確認中\n— 佐藤"}
 READ_ONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
 WRITE_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[SheetsEmulator]:
-    with SheetsEmulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    key = write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-    emulator.trust_service_account(key.client_email, key.public_key_pem)
-    return key
 
 
 @pytest.fixture
@@ -85,15 +71,15 @@ def _spreadsheet(emulator: SheetsEmulator, *, editable: bool = True, notes: dict
     return key
 
 
-def _source(emulator: SheetsEmulator, account: ServiceAccountKey, key: str) -> GoogleSheetSource:
+def _source(emulator: SheetsEmulator, service_account: ServiceAccountKey, key: str) -> GoogleSheetSource:
     """A new source per sync, as every Dagster run builds its own."""
     return GoogleSheetSource(
-        key, WORKSHEET, credentials_file=account.path, api_url=emulator.url, sleep=lambda s: None, environ={}
+        key, WORKSHEET, credentials_file=service_account.path, api_url=emulator.url, sleep=lambda s: None, environ={}
     )
 
 
-def _sync(db: Database, emulator: SheetsEmulator, account: ServiceAccountKey, key: str) -> dict[str, Any]:
-    return sync_verify_repair(db, _source(emulator, account, key)).summary.as_dict()
+def _sync(db: Database, emulator: SheetsEmulator, service_account: ServiceAccountKey, key: str) -> dict[str, Any]:
+    return sync_verify_repair(db, _source(emulator, service_account, key)).summary.as_dict()
 
 
 def _feedback_on(db: Database) -> None:
@@ -108,31 +94,36 @@ def _notes_reads(emulator: SheetsEmulator, key: str) -> int:
     return sum(1 for r in emulator.requests if r.kind == "grid_data" and key in r.path)
 
 
+def _assert_notes_untouched(emulator: SheetsEmulator, key: str, *, sign_ins: int) -> None:
+    """No notes read or written, the last `sign_ins` tokens read-only, people's notes as they were."""
+    assert (_writes(emulator, key), _notes_reads(emulator, key)) == (0, 0)
+    assert [claims["scope"] for claims in emulator.token_claims[-sign_ins:]] == [READ_ONLY_SCOPE] * sign_ins
+    assert emulator.notes(key, WORKSHEET) == PEOPLE
+
+
 def _last_scope(emulator: SheetsEmulator) -> str:
     return str(emulator.token_claims[-1]["scope"])
 
 
 def test_with_feedback_off_a_sync_sends_no_write_request_and_signs_in_read_only(
-    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_db: Database
 ) -> None:
     key = _spreadsheet(emulator)
 
-    summary = _sync(sqlite_db, emulator, account, key)
+    summary = _sync(sqlite_db, emulator, service_account, key)
 
     assert summary["status"] == "partial"
     assert summary["sheet_feedback"]["status"] == "off"
-    assert (_writes(emulator, key), _notes_reads(emulator, key)) == (0, 0)
-    assert _last_scope(emulator).split() == [READ_ONLY_SCOPE]
-    assert emulator.notes(key, WORKSHEET) == PEOPLE
+    _assert_notes_untouched(emulator, key, sign_ins=1)
 
 
 def test_rejected_cells_get_notes_people_keep_theirs_an_unchanged_sheet_is_left_alone_and_a_fix_clears(
-    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_db: Database
 ) -> None:
     key = _spreadsheet(emulator)
     _feedback_on(sqlite_db)
 
-    first = _sync(sqlite_db, emulator, account, key)
+    first = _sync(sqlite_db, emulator, service_account, key)
 
     assert first["status"] == "partial" and first["rejected"] == 3
     assert _last_scope(emulator).split() == [WRITE_SCOPE]
@@ -152,7 +143,7 @@ def test_rejected_cells_get_notes_people_keep_theirs_an_unchanged_sheet_is_left_
     (body,) = emulator.batch_updates(key)
     assert len(body["requests"]) == 3 and all(r["updateCells"]["fields"] == "note" for r in body["requests"])
 
-    second = _sync(sqlite_db, emulator, account, key)
+    second = _sync(sqlite_db, emulator, service_account, key)
 
     assert second["sheet_feedback"] == {
         **feedback,
@@ -164,7 +155,7 @@ def test_rejected_cells_get_notes_people_keep_theirs_an_unchanged_sheet_is_left_
     assert emulator.notes(key, WORKSHEET) == notes  # nothing rewritten, not even the found time
 
     emulator.set_cell(key, WORKSHEET, "B5", "山田花子")
-    third = _sync(sqlite_db, emulator, account, key)
+    third = _sync(sqlite_db, emulator, service_account, key)
 
     assert third["rejected"] == 2 and third["inserted"] == 1  # AA00004 is synced now
     assert (third["sheet_feedback"]["notes_cleared"], third["sheet_feedback"]["notes_written"]) == (1, 0)
@@ -178,13 +169,13 @@ def test_rejected_cells_get_notes_people_keep_theirs_an_unchanged_sheet_is_left_
 
 
 def test_a_person_note_on_the_key_cell_too_leaves_the_finding_unannotated(
-    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_db: Database
 ) -> None:
     people = {**PEOPLE, "A9": "重要顧客"}
     key = _spreadsheet(emulator, notes=people)
     _feedback_on(sqlite_db)
 
-    feedback = _sync(sqlite_db, emulator, account, key)["sheet_feedback"]
+    feedback = _sync(sqlite_db, emulator, service_account, key)["sheet_feedback"]
 
     assert (feedback["notes_written"], feedback["cells_blocked"]) == (2, 1)
     notes = emulator.notes(key, WORKSHEET)
@@ -194,12 +185,12 @@ def test_a_person_note_on_the_key_cell_too_leaves_the_finding_unannotated(
 
 @pytest.mark.slow  # a subprocess that imports Dagster; on SQLite and on Postgres (the database_url fixture)
 def test_a_sheet_shared_read_only_syncs_its_rows_and_reports_the_403(
-    emulator: SheetsEmulator, account: ServiceAccountKey, database_url: str, tmp_path: Path
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, database_url: str, tmp_path: Path
 ) -> None:
     key = _spreadsheet(emulator, editable=False)
     db = open_database(database_url)
     _feedback_on(db)
-    env = {SERVICE_ACCOUNT_FILE_ENV: str(account.path), SHEETS_API_URL_ENV: emulator.url}
+    env = {SERVICE_ACCOUNT_FILE_ENV: str(service_account.path), SHEETS_API_URL_ENV: emulator.url}
 
     done = run_cli(
         ["sync", "--source", f"gsheet:{key}", "--database-url", database_url, "--json"], env=env, cwd=tmp_path
@@ -262,7 +253,7 @@ def _outcome(run: VerifiedSync, db: Database) -> tuple[Any, ...]:
 )
 def test_feedback_failure_never_changes_the_sync_outcome(
     emulator: SheetsEmulator,
-    account: ServiceAccountKey,
+    service_account: ServiceAccountKey,
     sqlite_template: Path,
     tmp_path_factory: pytest.TempPathFactory,
     fault: tuple[str, int | str],
@@ -286,7 +277,7 @@ def test_feedback_failure_never_changes_the_sync_outcome(
                 emulator.drop_connection(times=10, kind=kind)
             else:
                 emulator.fail_next(kind, int(how), times=10, retry_after=0 if how == 429 else None)
-        run = sync_verify_repair(db, _source(emulator, account, key))
+        run = sync_verify_repair(db, _source(emulator, service_account, key))
         if feedback:
             emulator.clear_faults(fault[0])  # the faults the run did not use must not reach the next example
             assert run.summary.sheet_feedback is not None and run.summary.sheet_feedback.status == "failed"
@@ -297,7 +288,7 @@ def test_feedback_failure_never_changes_the_sync_outcome(
 
 def test_seller_sheet_materialisation_counts_the_notes_in_the_sheet(
     emulator: SheetsEmulator,
-    account: ServiceAccountKey,
+    service_account: ServiceAccountKey,
     sqlite_db: Database,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -308,7 +299,7 @@ def test_seller_sheet_materialisation_counts_the_notes_in_the_sheet(
 
     key = _spreadsheet(emulator)
     _feedback_on(sqlite_db)
-    env = {SERVICE_ACCOUNT_FILE_ENV: str(account.path), SHEETS_API_URL_ENV: emulator.url}
+    env = {SERVICE_ACCOUNT_FILE_ENV: str(service_account.path), SHEETS_API_URL_ENV: emulator.url}
     for name, value in {**env, "SYNC_SHEET_SOURCE": f"gsheet:{key}", "SYNC_SHEET_WORKSHEET": WORKSHEET}.items():
         monkeypatch.setenv(name, value)
 
@@ -329,7 +320,7 @@ def test_seller_sheet_materialisation_counts_the_notes_in_the_sheet(
 
 
 def test_notes_go_to_google_sources_also_behind_a_contract_and_never_to_files(
-    emulator: SheetsEmulator, account: ServiceAccountKey, tmp_path: Path
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, tmp_path: Path
 ) -> None:
     from sync_pipeline.adapters.sheets.base import noted_source
     from sync_pipeline.adapters.sheets.file import FileSheetSource
@@ -337,7 +328,7 @@ def test_notes_go_to_google_sources_also_behind_a_contract_and_never_to_files(
     from sync_pipeline.services.feedback import feedback_off
     from sync_pipeline.services.sources import ContractedSource
 
-    google = _source(emulator, account, "1anykey")
+    google = _source(emulator, service_account, "1anykey")
     wrapped = ContractedSource(google, str(tmp_path / "office.yaml"))
     csv = FileSheetSource(tmp_path / "sellers.csv")
     assert noted_source(google) is google and noted_source(wrapped) is wrapped
@@ -349,7 +340,7 @@ def test_notes_go_to_google_sources_also_behind_a_contract_and_never_to_files(
 
 
 def test_a_dry_run_verify_and_a_resync_never_touch_the_notes_and_read_only(
-    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_db: Database
 ) -> None:
     from sync_pipeline.services.dry_run import preview
     from sync_pipeline.services.resync import resync_from_source
@@ -358,24 +349,22 @@ def test_a_dry_run_verify_and_a_resync_never_touch_the_notes_and_read_only(
     key = _spreadsheet(emulator)
     _feedback_on(sqlite_db)
 
-    preview(sqlite_db, _source(emulator, account, key))
-    verify_source(sqlite_db, _source(emulator, account, key))
-    resync = resync_from_source(sqlite_db, _source(emulator, account, key), ["AA00001"], trigger="test")
+    preview(sqlite_db, _source(emulator, service_account, key))
+    verify_source(sqlite_db, _source(emulator, service_account, key))
+    resync = resync_from_source(sqlite_db, _source(emulator, service_account, key), ["AA00001"], trigger="test")
 
     assert resync.summary is not None and resync.summary.sheet_feedback is None
-    assert (_writes(emulator, key), _notes_reads(emulator, key)) == (0, 0)
-    assert all(claims["scope"] == READ_ONLY_SCOPE for claims in emulator.token_claims[-3:])
-    assert emulator.notes(key, WORKSHEET) == PEOPLE
+    _assert_notes_untouched(emulator, key, sign_ins=3)
 
 
 def test_a_rate_limited_write_is_retried_within_the_read_bounds_and_logged(
-    emulator: SheetsEmulator, account: ServiceAccountKey, sqlite_db: Database
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, sqlite_db: Database
 ) -> None:
     key = _spreadsheet(emulator)
     _feedback_on(sqlite_db)
     emulator.fail_next("batch_update", 429, retry_after=0)
 
-    summary = _sync(sqlite_db, emulator, account, key)
+    summary = _sync(sqlite_db, emulator, service_account, key)
 
     assert summary["sheet_feedback"]["status"] == "written" and summary["sheet_feedback"]["notes_written"] == 3
     assert _writes(emulator, key) == 2 and len(emulator.batch_updates(key)) == 1

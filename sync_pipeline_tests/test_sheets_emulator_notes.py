@@ -8,7 +8,6 @@ and a batchUpdate applied whole or not at all."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import gspread
@@ -16,43 +15,32 @@ import pytest
 import requests
 
 from sync_pipeline.adapters.sheets.gsheet import GoogleSheetSource
-from sync_pipeline_tests.support.service_account import ServiceAccountKey, write_service_account_key
+from sync_pipeline_tests.support.service_account import ServiceAccountKey
 from sync_pipeline_tests.support.sheets_emulator import SheetsEmulator
 
 TITLE = "売主一覧"
 ROWS = [["売主番号", "氏名"], ["AA00001", "山田"], ["AA00002", "佐藤"]]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[SheetsEmulator]:
-    with SheetsEmulator() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def account(emulator: SheetsEmulator, tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    return write_service_account_key(tmp_path_factory.mktemp("credentials"), emulator.token_uri)
-
-
-def _client(emulator: SheetsEmulator, account: ServiceAccountKey, key: str, *, write: bool) -> gspread.Client:
-    source = GoogleSheetSource(key, TITLE, credentials_file=account.path, api_url=emulator.url, environ={})
+def _client(emulator: SheetsEmulator, service_account: ServiceAccountKey, key: str, *, write: bool) -> gspread.Client:
+    source = GoogleSheetSource(key, TITLE, credentials_file=service_account.path, api_url=emulator.url, environ={})
     if write:
         source.allow_note_writes()
     return source._gspread_client()
 
 
 def _worksheet(
-    emulator: SheetsEmulator, account: ServiceAccountKey, *, write: bool = True, **options: Any
+    emulator: SheetsEmulator, service_account: ServiceAccountKey, *, write: bool = True, **options: Any
 ) -> tuple[str, gspread.Worksheet]:
     key = f"1{uuid.uuid4().hex}"
     emulator.add_spreadsheet(key, "売主管理", {"表紙": [["cover"]], TITLE: ROWS}, **options)
-    return key, _client(emulator, account, key, write=write).open_by_key(key).worksheet(TITLE)
+    return key, _client(emulator, service_account, key, write=write).open_by_key(key).worksheet(TITLE)
 
 
 def test_gspread_reads_the_seeded_notes_whole_and_by_range(
-    emulator: SheetsEmulator, account: ServiceAccountKey
+    emulator: SheetsEmulator, service_account: ServiceAccountKey
 ) -> None:
-    _, ws = _worksheet(emulator, account, notes={TITLE: {"B2": "午後のみ", "A3": "重要\n顧客"}})
+    _, ws = _worksheet(emulator, service_account, notes={TITLE: {"B2": "午後のみ", "A3": "重要\n顧客"}})
 
     assert ws.get_notes() == [[], ["", "午後のみ"], ["重要\n顧客"]]
     assert ws.get_notes(grid_range="B2:B3") == [["午後のみ"]]  # startRow 1, startColumn 1: counted from there
@@ -61,9 +49,9 @@ def test_gspread_reads_the_seeded_notes_whole_and_by_range(
 
 
 def test_update_insert_and_clear_notes_round_trip_in_one_batch_each(
-    emulator: SheetsEmulator, account: ServiceAccountKey
+    emulator: SheetsEmulator, service_account: ServiceAccountKey
 ) -> None:
-    key, ws = _worksheet(emulator, account)
+    key, ws = _worksheet(emulator, service_account)
 
     ws.update_notes({"A2": "番号を確認", "B3": "空です"})
     ws.insert_note("B2", "メモ")
@@ -79,14 +67,14 @@ def test_update_insert_and_clear_notes_round_trip_in_one_batch_each(
 
 
 def test_a_read_only_token_and_a_viewer_share_are_refused_and_nothing_changes(
-    emulator: SheetsEmulator, account: ServiceAccountKey
+    emulator: SheetsEmulator, service_account: ServiceAccountKey
 ) -> None:
-    key, read_only = _worksheet(emulator, account, write=False, notes={TITLE: {"A1": "mine"}})
+    key, read_only = _worksheet(emulator, service_account, write=False, notes={TITLE: {"A1": "mine"}})
     with pytest.raises(gspread.exceptions.APIError) as scope:
         read_only.update_notes({"A2": "x"})
     assert scope.value.code == 403 and "insufficient authentication scopes" in str(scope.value)
 
-    viewer_key, viewer = _worksheet(emulator, account, editable=False)
+    viewer_key, viewer = _worksheet(emulator, service_account, editable=False)
     with pytest.raises(gspread.exceptions.APIError) as share:
         viewer.update_notes({"A2": "x"})
     assert share.value.code == 403 and "The caller does not have permission" in str(share.value)
@@ -94,8 +82,10 @@ def test_a_read_only_token_and_a_viewer_share_are_refused_and_nothing_changes(
     assert emulator.notes(key, TITLE) == {"A1": "mine"} and emulator.notes(viewer_key, TITLE) == {}
 
 
-def test_a_batch_with_one_bad_request_applies_none_of_it(emulator: SheetsEmulator, account: ServiceAccountKey) -> None:
-    key, ws = _worksheet(emulator, account)
+def test_a_batch_with_one_bad_request_applies_none_of_it(
+    emulator: SheetsEmulator, service_account: ServiceAccountKey
+) -> None:
+    key, ws = _worksheet(emulator, service_account)
     note = {
         "updateCells": {
             "range": {
@@ -120,9 +110,9 @@ def test_a_batch_with_one_bad_request_applies_none_of_it(emulator: SheetsEmulato
 
 
 def test_a_field_mask_filters_metadata_and_a_bad_one_is_refused(
-    emulator: SheetsEmulator, account: ServiceAccountKey
+    emulator: SheetsEmulator, service_account: ServiceAccountKey
 ) -> None:
-    key, ws = _worksheet(emulator, account, notes={TITLE: {"A1": "n"}})
+    key, ws = _worksheet(emulator, service_account, notes={TITLE: {"A1": "n"}})
     http = ws.client
 
     titles = http.fetch_sheet_metadata(key, params={"fields": "sheets.properties.title"})
@@ -139,8 +129,8 @@ def test_a_field_mask_filters_metadata_and_a_bad_one_is_refused(
     assert refused.value.code == 400
 
 
-def test_write_faults_are_injected_per_kind(emulator: SheetsEmulator, account: ServiceAccountKey) -> None:
-    key, ws = _worksheet(emulator, account)
+def test_write_faults_are_injected_per_kind(emulator: SheetsEmulator, service_account: ServiceAccountKey) -> None:
+    key, ws = _worksheet(emulator, service_account)
     emulator.fail_next("batch_update", 429, retry_after=0)
     with pytest.raises(gspread.exceptions.APIError) as limited:
         ws.update_notes({"A2": "x"})

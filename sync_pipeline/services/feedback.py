@@ -104,8 +104,8 @@ def write_feedback(
     """Bring the sheet's notes in line with this sync's rejections; never raises for a failure of the sheet's."""
     off = feedback_off(settings, source)
     target = noted_source(source)
-    if off is not None or target is None:
-        return off or FeedbackReport(STATUS_OFF)
+    if off is not None or target is None:  # feedback_off is None only for a source that takes notes
+        return off or FeedbackReport(STATUS_OFF, reason=OFF_REASON)
     found_at = f"{now.astimezone(ZoneInfo(settings.sheet_timezone)):%Y-%m-%d %H:%M} ({settings.sheet_timezone})"
     requests = 0
     try:

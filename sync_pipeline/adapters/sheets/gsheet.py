@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gspread
 import requests
 import requests.adapters
 import requests.utils
 from google.auth import exceptions as google_auth_exceptions
-from google.oauth2 import service_account
 from gspread.utils import absolute_range_name
 
 from sync_pipeline.adapters.retry import (
@@ -30,25 +26,26 @@ from sync_pipeline.adapters.retry import (
 from sync_pipeline.adapters.sheets.base import RetryListener
 from sync_pipeline.adapters.sheets.gsheet_answers import (
     MAJOR_DIMENSION,
+    NOTES_FIELDS,
     IncompleteAnswerError,
     checked_values,
     json_object,
+    note_request,
+    notes_of,
     parse_spreadsheet_ref,
+)
+from sync_pipeline.adapters.sheets.gsheet_setup import (
+    NOTES_SCOPES,
+    READ_ONLY_SCOPES,
+    SERVICE_ACCOUNT_FILE_ENV,
+    SHEETS_API_URL_ENV,
+    credentials_source,
+    load_credentials,
+    normalised_api_url,
 )
 from sync_pipeline.domain.errors import ErrorCategory, SheetFeedbackError, SheetReadError
 from sync_pipeline.domain.feedback import Cell, NoteChange
 from sync_pipeline.domain.sheet import RawSheet
-
-SERVICE_ACCOUNT_FILE_ENV = "SYNC_GOOGLE_SERVICE_ACCOUNT_FILE"
-GOOGLE_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"  # Google's own convention, honoured as a fallback
-SHEETS_API_URL_ENV = "SYNC_SHEETS_API_URL"
-
-# Read-only unless the sync is to write its notes into the sheet (`sheet_feedback = notes`): a key that leaks while
-# feedback is off cannot be used to change the sheet, and the sheet may be shared with the account as a Viewer.
-READ_ONLY_SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly",)
-NOTES_SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
-# The notes of every cell of the worksheet, and nothing else of it (a field mask: Google sends no values, no format).
-NOTES_FIELDS = "sheets(properties(sheetId,title),data(startRow,startColumn,rowData(values(note))))"
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # reaching Google takes well under a second; 10 s means the path is broken
 # Seconds of silence allowed while Google computes the answer; a 50 000-row sheet answers in a few seconds.
@@ -64,6 +61,7 @@ VALUE_RENDER_OPTION = "FORMATTED_VALUE"
 CELL_URL = "https://docs.google.com/spreadsheets/d/{key}/edit#gid={gid}&range={cell}"
 
 Timeout = float | tuple[float, float]
+T = TypeVar("T")
 
 
 class _RebaseAdapter(requests.adapters.HTTPAdapter):
@@ -91,13 +89,6 @@ class _RebaseAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-@dataclass(frozen=True)
-class _Credentials:
-    credentials: service_account.Credentials
-    client_email: str
-    token_uri: str  # honoured by google-auth: an emulator's or a proxy's token endpoint in tests and behind proxies
-
-
 class GoogleSheetSource:
     """Reads the whole used range of one worksheet in one values request, as displayed text.
 
@@ -123,8 +114,8 @@ class GoogleSheetSource:
         self.key = ref.key
         self._gid = ref.gid
         self.worksheet = worksheet.strip() if worksheet and worksheet.strip() else None
-        self._credentials_source = _credentials_source(credentials_file, env)
-        self.api_url = _normalised_api_url(api_url or env.get(SHEETS_API_URL_ENV) or None)
+        self.credentials_source = credentials_source(credentials_file, env)
+        self.api_url = normalised_api_url(api_url or env.get(SHEETS_API_URL_ENV) or None)
         self._timeout = timeout
         self._retry_policy = retry_policy
         self._sleep = sleep
@@ -146,15 +137,7 @@ class GoogleSheetSource:
         """The whole used range in one values request (plus one metadata request), retried when transient."""
         client = self._gspread_client()
         try:
-            return retry_call(
-                lambda: self._read_once(client),
-                operation=f"read sheet {self.description}",
-                policy=self._retry_policy,
-                is_transient=_is_transient,
-                describe=_describe,
-                on_retry=on_retry,
-                sleep=self._sleep,
-            )
+            return self._retried(lambda: self._read_once(client), f"read sheet {self.description}", on_retry)
         except RetriesExhaustedError as exc:
             raise SheetReadError(
                 ErrorCategory.NETWORK,
@@ -174,6 +157,19 @@ class GoogleSheetSource:
                 f"could not read {self.description}: {describe_failure(exc)}. Check {SHEETS_API_URL_ENV} and the "
                 "proxy / CA certificate settings of this machine.",
             ) from exc
+
+    def _retried(self, attempt: Callable[[], T], operation: str, on_retry: RetryListener | None) -> T:
+        """`attempt` with the project's bounded retries of what is transient (429, 5xx, dropped connections, a
+        cut-short answer), the same for the read and the notes."""
+        return retry_call(
+            attempt,
+            operation=operation,
+            policy=self._retry_policy,
+            is_transient=_is_transient,
+            describe=_describe,
+            on_retry=on_retry,
+            sleep=self._sleep,
+        )
 
     # --- one attempt -------------------------------------------------------------------------------------------
 
@@ -260,7 +256,7 @@ class GoogleSheetSource:
             f"read the notes of {self.description}",
             on_retry,
         )
-        return _notes_of(json_object(answer, "notes answer"), self._sheet_id)
+        return notes_of(json_object(answer, "notes answer"), self._sheet_id)
 
     def write_notes(self, changes: Sequence[NoteChange], on_retry: RetryListener | None = None) -> None:
         """All the changes in one `spreadsheets.batchUpdate` (one `updateCells` of the `note` field per cell, the
@@ -272,7 +268,7 @@ class GoogleSheetSource:
             raise SheetFeedbackError(
                 ErrorCategory.UNKNOWN, f"the sheets API gave no sheet id for {self.description}; notes not written"
             )
-        body = {"requests": [_note_request(self._sheet_id, change) for change in changes]}
+        body = {"requests": [note_request(self._sheet_id, change) for change in changes]}
         self._notes_call(
             lambda http: http.batch_update(self.key, body), f"write notes into {self.description}", on_retry
         )
@@ -287,15 +283,7 @@ class GoogleSheetSource:
         SheetFeedbackError that says what to do."""
         client = self._gspread_client()
         try:
-            return retry_call(
-                lambda: call(client.http_client),
-                operation=operation,
-                policy=self._retry_policy,
-                is_transient=_is_transient,
-                describe=_describe,
-                on_retry=on_retry,
-                sleep=self._sleep,
-            )
+            return self._retried(lambda: call(client.http_client), operation, on_retry)
         except RetriesExhaustedError as exc:
             raise SheetFeedbackError(
                 ErrorCategory.NETWORK,
@@ -333,7 +321,7 @@ class GoogleSheetSource:
     def _gspread_client(self) -> gspread.Client:
         if self._client is not None:
             return self._client
-        loaded = _load_credentials(self._credentials_source, self._scopes)
+        loaded = load_credentials(self.credentials_source, self._scopes)
         client = gspread.Client(auth=loaded.credentials)
         client.set_timeout(self._timeout)  # gspread's default is no timeout at all: a stalled read would hang
         if self.api_url is not None:
@@ -403,76 +391,6 @@ class GoogleSheetSource:
 # --- helpers --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _CredentialsSource:
-    path: Path | None
-    origin: str  # where the path came from, named in messages
-
-
-def _credentials_source(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> _CredentialsSource:
-    if explicit is not None and str(explicit).strip():
-        return _CredentialsSource(Path(explicit).expanduser(), "the credentials file setting")
-    for name in (SERVICE_ACCOUNT_FILE_ENV, GOOGLE_CREDENTIALS_ENV):
-        value = env.get(name, "").strip()
-        if value:
-            return _CredentialsSource(Path(value).expanduser(), f"${name}")
-    return _CredentialsSource(None, "")
-
-
-def _load_credentials(source: _CredentialsSource, scopes: Sequence[str] = READ_ONLY_SCOPES) -> _Credentials:
-    set_it = (
-        f"set {SERVICE_ACCOUNT_FILE_ENV} (or {GOOGLE_CREDENTIALS_ENV}) to the path of the service account's JSON "
-        "key file"
-    )
-    if source.path is None:
-        raise SheetReadError(
-            ErrorCategory.CONFIGURATION,
-            f"no Google service-account credentials configured for reading a Google Sheet: {set_it}.",
-        )
-    try:
-        text = source.path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SheetReadError(
-            ErrorCategory.CONFIGURATION,
-            f"the service-account key file {source.path} (from {source.origin}) does not exist: {set_it}.",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SheetReadError(
-            ErrorCategory.CONFIGURATION,
-            f"cannot read the service-account key file {source.path} (from {source.origin}): {exc}. Make it "
-            f"readable by this process, or {set_it}.",
-        ) from exc
-    not_a_key = (
-        f"{source.path} (from {source.origin}) is not a service-account JSON key ({{detail}}): download a JSON key "
-        f"(Google Cloud console → IAM → Service accounts → Keys) and {set_it}."
-    )
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=f"not JSON: {exc}")) from exc
-    if not isinstance(info, dict) or info.get("type") != "service_account":
-        kind = info.get("type") if isinstance(info, dict) else type(info).__name__
-        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=f"its type is {kind!r}"))
-    try:
-        credentials = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
-    except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError) as exc:
-        raise SheetReadError(ErrorCategory.CONFIGURATION, not_a_key.format(detail=str(exc))) from exc
-    return _Credentials(credentials, str(info["client_email"]), str(info["token_uri"]))
-
-
-def _normalised_api_url(url: str | None) -> str | None:
-    if url is None or not url.strip():
-        return None
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise SheetReadError(
-            ErrorCategory.CONFIGURATION,
-            f"the Sheets API base URL {url!r} ({SHEETS_API_URL_ENV}) must start with http:// or https://: give "
-            "the emulator's or proxy's base URL, e.g. http://127.0.0.1:8085, or unset it to talk to Google",
-        )
-    return url
-
-
 def _is_rate_limit_403(exc: BaseException) -> bool:
     """Google answers some quota limits with 403 rather than 429; those are transient, unlike a missing share."""
     if http_status_of(exc) != 403 or not isinstance(exc, gspread.exceptions.APIError):
@@ -509,42 +427,3 @@ def _describe(exc: BaseException) -> str:
         cause = exc.__cause__
         return f"sign-in failed ({describe_failure(cause) if cause is not None else exc})"
     return describe_failure(exc)
-
-
-def _notes_of(answer: Mapping[str, Any], sheet_id: int | None) -> dict[Cell, str]:
-    """The notes in a grid-data answer, by (1-based row, 0-based column); Google leaves out a GridData's startRow /
-    startColumn when 0, a row without cells, and a cell without a note."""
-    sheets = answer.get("sheets")
-    if not isinstance(sheets, list):
-        raise SheetFeedbackError(ErrorCategory.UNKNOWN, "the notes answer of the sheets API has no list of sheets")
-    notes: dict[Cell, str] = {}
-    for sheet in sheets:
-        properties = sheet.get("properties") or {}
-        if sheet_id is not None and properties.get("sheetId", sheet_id) != sheet_id:
-            continue
-        for grid in sheet.get("data") or ():
-            first_row = int(grid.get("startRow", 0))
-            first_col = int(grid.get("startColumn", 0))
-            for i, row in enumerate(grid.get("rowData") or ()):
-                for j, cell in enumerate(row.get("values") or ()):
-                    note = cell.get("note") if isinstance(cell, dict) else None
-                    if isinstance(note, str) and note:
-                        notes[(first_row + i + 1, first_col + j)] = note
-    return notes
-
-
-def _note_request(sheet_id: int, change: NoteChange) -> dict[str, Any]:
-    row, col = change.cell
-    return {
-        "updateCells": {
-            "range": {
-                "sheetId": sheet_id,
-                "startRowIndex": row - 1,
-                "endRowIndex": row,
-                "startColumnIndex": col,
-                "endColumnIndex": col + 1,
-            },
-            "rows": [{"values": [{"note": change.note}]}],
-            "fields": "note",
-        }
-    }

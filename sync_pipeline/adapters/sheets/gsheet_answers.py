@@ -1,5 +1,6 @@
-"""Reading the Sheets API's answers, pure: spreadsheet keys and URLs, A1 ranges, and whether a values answer covers
-the whole worksheet (a partial read must never be synced). No I/O: `gsheet.py` does the calls."""
+"""Reading the Sheets API's answers, pure: spreadsheet keys and URLs, A1 ranges, whether a values answer covers
+the whole worksheet (a partial read must never be synced), and the notes of a grid-data answer and the request that
+sets one (sheet feedback). No I/O: `gsheet.py` does the calls."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync_pipeline.domain.errors import ErrorCategory, SheetReadError
+from sync_pipeline.domain.errors import ErrorCategory, SheetFeedbackError, SheetReadError
+from sync_pipeline.domain.feedback import Cell, NoteChange
 from sync_pipeline.domain.sheet import column_letter
 
 MAJOR_DIMENSION = "ROWS"
+# The notes of every cell of the worksheet, and nothing else of it (a field mask: Google sends no values, no format).
+NOTES_FIELDS = "sheets(properties(sheetId,title),data(startRow,startColumn,rowData(values(note))))"
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _URL_KEY_RE = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
 _URL_GID_RE = re.compile(r"[#?&]gid=(\d+)")
@@ -127,3 +131,42 @@ def checked_values(
             )
         rows.append(tuple(raw))
     return tuple(rows)
+
+
+def notes_of(answer: Mapping[str, Any], sheet_id: int | None) -> dict[Cell, str]:
+    """The notes in a grid-data answer, by (1-based row, 0-based column); Google leaves out a GridData's startRow /
+    startColumn when 0, a row without cells, and a cell without a note."""
+    sheets = answer.get("sheets")
+    if not isinstance(sheets, list):
+        raise SheetFeedbackError(ErrorCategory.UNKNOWN, "the notes answer of the sheets API has no list of sheets")
+    notes: dict[Cell, str] = {}
+    for sheet in sheets:
+        properties = sheet.get("properties") or {}
+        if sheet_id is not None and properties.get("sheetId", sheet_id) != sheet_id:
+            continue
+        for grid in sheet.get("data") or ():
+            first_row = int(grid.get("startRow", 0))
+            first_col = int(grid.get("startColumn", 0))
+            for i, row in enumerate(grid.get("rowData") or ()):
+                for j, cell in enumerate(row.get("values") or ()):
+                    note = cell.get("note") if isinstance(cell, dict) else None
+                    if isinstance(note, str) and note:
+                        notes[(first_row + i + 1, first_col + j)] = note
+    return notes
+
+
+def note_request(sheet_id: int, change: NoteChange) -> dict[str, Any]:
+    row, col = change.cell
+    return {
+        "updateCells": {
+            "range": {
+                "sheetId": sheet_id,
+                "startRowIndex": row - 1,
+                "endRowIndex": row,
+                "startColumnIndex": col,
+                "endColumnIndex": col + 1,
+            },
+            "rows": [{"values": [{"note": change.note}]}],
+            "fields": "note",
+        }
+    }
