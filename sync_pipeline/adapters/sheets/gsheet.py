@@ -114,7 +114,7 @@ class GoogleSheetSource:
         self.key = ref.key
         self._gid = ref.gid
         self.worksheet = worksheet.strip() if worksheet and worksheet.strip() else None
-        self.credentials_source = credentials_source(credentials_file, env)
+        self._credentials_source = credentials_source(credentials_file, env)
         self.api_url = normalised_api_url(api_url or env.get(SHEETS_API_URL_ENV) or None)
         self._timeout = timeout
         self._retry_policy = retry_policy
@@ -301,7 +301,7 @@ class GoogleSheetSource:
 
     def _notes_error(self, exc: gspread.exceptions.APIError, operation: str) -> SheetFeedbackError:
         status = http_status_of(exc)
-        google_message = str(exc.error.get("message", "")).strip() or "no message"
+        google_message = _google_message(exc)
         email = self._client_email or "the service account"
         if status == 403:
             return SheetFeedbackError(
@@ -321,7 +321,7 @@ class GoogleSheetSource:
     def _gspread_client(self) -> gspread.Client:
         if self._client is not None:
             return self._client
-        loaded = load_credentials(self.credentials_source, self._scopes)
+        loaded = load_credentials(self._credentials_source, self._scopes)
         client = gspread.Client(auth=loaded.credentials)
         client.set_timeout(self._timeout)  # gspread's default is no timeout at all: a stalled read would hang
         if self.api_url is not None:
@@ -335,11 +335,13 @@ class GoogleSheetSource:
 
     def _share_hint(self) -> str:
         email = self._client_email or "the service account"
+        if self._scopes == NOTES_SCOPES:  # sheet_feedback = notes: the sync writes notes into the sheet
+            return f"share the spreadsheet with {email} as an Editor (sheet_feedback=notes writes notes into it)"
         return f"share the spreadsheet with {email} (Viewer is enough)"
 
     def _api_error(self, exc: gspread.exceptions.APIError) -> SheetReadError:
         status = http_status_of(exc)
-        google_message = str(exc.error.get("message", "")).strip() or "no message"
+        google_message = _google_message(exc)
         email = self._client_email or "the service account"
         if status == 404:
             return SheetReadError(
@@ -389,6 +391,11 @@ class GoogleSheetSource:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _google_message(exc: gspread.exceptions.APIError) -> str:
+    """What Google said in its error body (quoted in our messages)."""
+    return str(exc.error.get("message", "")).strip() or "no message"
 
 
 def _is_rate_limit_403(exc: BaseException) -> bool:
